@@ -1,0 +1,93 @@
+"""Config schemas (dataclasses in Hydra's ConfigStore) and the config directory.
+
+Each YAML option names its schema first in its defaults list, so unknown keys and
+wrong types fail when the command line is parsed, before any work starts.
+Component schemas live beside their components (agents, envs, representations);
+this module stores them and defines the top-level ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from hydra.core.config_store import ConfigStore
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "conf"
+CONFIG_NAME = "config"
+
+
+@dataclass
+class BudgetConfig:
+    """How much training and evaluation one run gets."""
+
+    env_steps: int = 100_000
+    """Training env steps (summed over parallel envs)."""
+    num_evals: int = 20
+    """Evaluation points after step 0, evenly spaced over ``env_steps``."""
+    eval_episodes: int = 10
+    """Greedy episodes per evaluation on the training distribution."""
+    held_out_episodes: int = 10
+    """Greedy episodes per held-out context per evaluation."""
+    max_seconds: Optional[float] = None
+    """Optional wall-clock cap per run (a safety net; the run is marked truncated)."""
+
+
+@dataclass
+class LoggerConfig:
+    """Weights & Biases reporting (``logger=wandb``) or none (``logger=none``)."""
+
+    kind: str = "wandb"
+    """``wandb`` or ``none``."""
+    project: str = "llmrl_bench"
+    """W&B project name."""
+    entity: Optional[str] = None
+    """W&B entity (team or user); ``None`` uses the default."""
+    mode: str = "offline"
+    """``offline`` (default), ``online`` or ``disabled``. ``WANDB_MODE`` in the environment wins."""
+    log_every_steps: int = 1000
+    """Minimum env steps between two training-chart logs."""
+
+
+@dataclass
+class RunConfig:
+    """The top-level config: one run of ``agent × repr × env × seed``."""
+
+    agent: Any = None
+    env: Any = None
+    repr: Any = None
+    budget: BudgetConfig = field(default_factory=BudgetConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+    seed: int = 0
+    """Seeds training (python, numpy, torch, envs). Evaluation uses its own fixed seeds."""
+    results_dir: str = "results"
+    """Where ``runs/<run_id>/result.json`` go (the source of truth)."""
+    sweep: str = "default"
+    """Sweep name: groups the runs in W&B."""
+    torch_threads: int = 1
+    """Torch intra-op threads per run (one per job under the parallel launcher)."""
+    progress: bool = True
+    """Show a progress line per run (only when stderr is a terminal)."""
+    overwrite: bool = False
+    """Re-run even when a result for the same run_id exists."""
+
+
+def register_configs() -> None:
+    """Store every schema in Hydra's ConfigStore (idempotent)."""
+    from llmrl_bench.agents import AGENT_SCHEMAS
+    from llmrl_bench.envs import ENV_SCHEMAS
+    from llmrl_bench.representations import REPR_SCHEMAS
+
+    cs = ConfigStore.instance()
+    cs.store(name="run_schema", node=RunConfig)
+    cs.store(group="budget", name="budget_schema", node=BudgetConfig)
+    cs.store(group="logger", name="logger_schema", node=LoggerConfig)
+    for group, schemas in (("agent", AGENT_SCHEMAS), ("env", ENV_SCHEMAS), ("repr", REPR_SCHEMAS)):
+        for name, node in schemas.items():
+            cs.store(group=group, name=name, node=node)
+
+
+def group_options(group: str) -> list[str]:
+    """The YAML options of a config group, e.g. ``group_options("agent")``."""
+    return sorted(p.stem for p in (CONFIG_DIR / group).glob("*.yaml"))

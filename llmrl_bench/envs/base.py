@@ -1,0 +1,62 @@
+"""What the runner needs from an environment: a training split, held-out contexts, a score range.
+
+An env config (``conf/env/*.yaml``) instantiates an :class:`EnvSuite` through ``_target_``.
+Environments themselves are plain Gymnasium envs registered by id; the suite only says
+which ids/contexts form the training distribution and which are held out.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING
+
+import gymnasium as gym
+
+if TYPE_CHECKING:
+    from llmrl_bench.representations.base import Representation
+
+TRAIN = "train"
+
+#: Evaluation episodes are reset with seeds from here on, never used in training.
+EVAL_SEED_OFFSET = 1_000_003
+
+
+class EnvSuite(ABC):
+    """One benchmark environment: its training distribution and its held-out variants.
+
+    Attributes:
+        name: short name used in results (``cartpole``, ``maze``, ``MiniGrid-Empty-5x5-v0``).
+        gym_id: registered id of the training env, citable in a paper.
+        score_range: (min, max) return, used to normalise metrics across envs.
+        reward_threshold: return at which the env counts as solved (``learning_speed``).
+        max_episode_steps: the training env's time limit.
+        held_out_contexts: names of the held-out variants, never seen in training.
+        family: ``"classic_control"`` or ``"minigrid"``; tells representations how to read observations.
+    """
+
+    name: str
+    gym_id: str
+    score_range: tuple[float, float]
+    reward_threshold: float | None
+    max_episode_steps: int
+    held_out_contexts: list[str]
+    family: str
+
+    @abstractmethod
+    def make(self, context: str = TRAIN) -> gym.Env:
+        """A raw env (no representation wrapper) of the training split or of one held-out context."""
+
+    def make_vec(self, num_envs: int, representation: "Representation") -> gym.vector.VectorEnv:
+        """``num_envs`` training envs stepped together, in ``representation``.
+
+        Subclasses override this with a faster vectorisation where one exists (CartPole).
+        """
+        return gym.vector.SyncVectorEnv(
+            [lambda: representation.wrap(self.make(TRAIN), self) for _ in range(num_envs)],
+            autoreset_mode=gym.vector.AutoresetMode.NEXT_STEP,
+        )
+
+    def normalize(self, value: float) -> float:
+        """Map a return onto [0, 1] by the env's score range."""
+        low, high = self.score_range
+        return (value - low) / (high - low)

@@ -1,0 +1,194 @@
+"""The results schema: the one module that writes and loads ``results/``.
+
+Layout::
+
+    <results_dir>/runs/<run_id>/result.json    # one run: metrics, curve, config, provenance
+    <results_dir>/runs/<run_id>/episodes.npz   # per-episode training data (columnar)
+    <results_dir>/runs/<run_id>/policy.pt      # final policy checkpoint (not committed)
+
+``result.json`` follows the versioned JSON Schema ``llmrl_bench/schema/result-v1.json``.
+Every write is atomic (temporary file, fsync, rename), and loading is strict: a file
+that is truncated or does not match the schema raises :class:`ResultError` naming it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Iterator
+
+import jsonschema
+import numpy as np
+
+SCHEMA_VERSION = 1
+SCHEMA_PATH = Path(__file__).with_name("schema") / f"result-v{SCHEMA_VERSION}.json"
+RESULT_FILE = "result.json"
+EPISODES_FILE = "episodes.npz"
+POLICY_FILE = "policy.pt"
+
+#: The config sections that define an experiment; everything else (logging, paths,
+#: progress) can change without changing the run_id.
+EXPERIMENT_KEYS = ("agent", "env", "repr", "budget", "seed")
+
+
+class ResultError(ValueError):
+    """A result file that is missing, truncated or invalid."""
+
+    def __init__(self, path: Path, reason: str):
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+@dataclass
+class RunResult:
+    """One run's record, as stored in ``result.json``."""
+
+    run_id: str
+    agent: str
+    env: str
+    repr: str
+    seed: int
+    config: dict[str, Any]
+    metrics: dict[str, Any]
+    curve: list[dict[str, Any]]
+    provenance: dict[str, Any]
+    env_info: dict[str, Any] = field(default_factory=dict)
+    sweep: str = "default"
+    status: str = "completed"
+    error: str | None = None
+    schema_version: int = SCHEMA_VERSION
+
+    def curve_arrays(self) -> dict[str, np.ndarray]:
+        """The curve as arrays: ``step``, ``train_return``, ``held_out_return`` ``(num_points,)``."""
+        return {key: np.array([point[key] for point in self.curve]) for key in ("step", "train_return", "held_out_return")}
+
+
+def run_id(config: dict[str, Any]) -> str:
+    """A 16-hex-digit hash of the resolved config fields that define the experiment."""
+    identity = {key: config[key] for key in EXPERIMENT_KEYS}
+    canonical = json.dumps(identity, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def run_dir(results_dir: str | Path, run_id_: str) -> Path:
+    return Path(results_dir) / "runs" / run_id_
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see the old file or the whole new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _json_ready(value: Any) -> Any:
+    """NaN/inf are not JSON: store them as null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_ready(v) for v in value]
+    if isinstance(value, np.generic):
+        return _json_ready(value.item())
+    return value
+
+
+def write_result(result: RunResult, results_dir: str | Path) -> Path:
+    """Validate ``result`` against the schema and write it atomically; returns its path."""
+    record = _json_ready(asdict(result))
+    validate_record(record, Path(RESULT_FILE))
+    path = run_dir(results_dir, result.run_id) / RESULT_FILE
+    atomic_write_bytes(path, (json.dumps(record, indent=2, sort_keys=True) + "\n").encode())
+    return path
+
+
+def write_episodes(results_dir: str | Path, run_id_: str, columns: dict[str, np.ndarray]) -> Path:
+    """Per-episode training data (e.g. ``step``, ``return``, ``length``) as a compressed npz."""
+    import io
+
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **{name: np.asarray(values) for name, values in columns.items()})
+    path = run_dir(results_dir, run_id_) / EPISODES_FILE
+    atomic_write_bytes(path, buffer.getvalue())
+    return path
+
+
+def load_episodes(results_dir: str | Path, run_id_: str) -> dict[str, np.ndarray]:
+    with np.load(run_dir(results_dir, run_id_) / EPISODES_FILE) as data:
+        return {name: data[name] for name in data.files}
+
+
+@lru_cache(maxsize=1)
+def _validator() -> jsonschema.Draft202012Validator:
+    return jsonschema.Draft202012Validator(json.loads(SCHEMA_PATH.read_text()))
+
+
+def validate_record(record: dict[str, Any], path: Path) -> None:
+    """Raise :class:`ResultError` if ``record`` does not match the result schema."""
+    error = jsonschema.exceptions.best_match(_validator().iter_errors(record))
+    if error is not None:
+        where = "/".join(str(part) for part in error.absolute_path) or "(top level)"
+        raise ResultError(path, f"does not match {SCHEMA_PATH.name} at {where}: {error.message}")
+
+
+def load_result(path: str | Path) -> RunResult:
+    """Strictly load one ``result.json``; raises :class:`ResultError` with the reason."""
+    path = Path(path)
+    try:
+        record = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ResultError(path, "missing") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ResultError(path, f"not valid JSON (truncated?): {error}") from None
+    if not isinstance(record, dict):
+        raise ResultError(path, "not a JSON object")
+    validate_record(record, path)
+    known = {name for name in RunResult.__dataclass_fields__}
+    return RunResult(**{key: value for key, value in record.items() if key in known})
+
+
+def iter_result_paths(results_dir: str | Path) -> Iterator[Path]:
+    yield from sorted((Path(results_dir) / "runs").glob(f"*/{RESULT_FILE}"))
+
+
+def load_results(results_dir: str | Path, include_failed: bool = False) -> tuple[list[RunResult], list[ResultError]]:
+    """Every valid result under ``results_dir`` and the errors for the invalid ones.
+
+    Invalid files are reported, never read as results. Failed runs are left out
+    unless ``include_failed``.
+    """
+    results, errors = [], []
+    for path in iter_result_paths(results_dir):
+        try:
+            result = load_result(path)
+        except ResultError as error:
+            errors.append(error)
+            continue
+        if result.status == "completed" or include_failed:
+            results.append(result)
+    return results, errors
+
+
+def completed_result(results_dir: str | Path, run_id_: str) -> RunResult | None:
+    """The completed result for ``run_id_``, or ``None`` if absent, failed or invalid."""
+    try:
+        result = load_result(run_dir(results_dir, run_id_) / RESULT_FILE)
+    except ResultError:
+        return None
+    return result if result.status == "completed" else None

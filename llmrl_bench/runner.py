@@ -1,0 +1,277 @@
+"""The common runner: train one agent, evaluate it on fixed checkpoints, score it, record it.
+
+``run(cfg)`` is the whole job of one ``agent × repr × env × seed``:
+
+1. check the config and skip the run if ``results/`` already holds it;
+2. train the agent through its own loop, evaluating greedily at ``budget.num_evals + 1``
+   evenly spaced steps on the training split and every held-out context;
+3. compute the four metrics (``llmrl_bench.metrics``) from the evaluation curve;
+4. write ``results/runs/<run_id>/`` atomically, then report to W&B.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import logging
+import platform
+import random
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from hydra.utils import get_class, instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from llmrl_bench import metrics as metric_fns
+from llmrl_bench import results
+from llmrl_bench.envs.base import TRAIN, EnvSuite
+from llmrl_bench.evaluation import Evaluator
+from llmrl_bench.progress import RunProgress
+from llmrl_bench.representations.base import Representation
+from llmrl_bench.tracking import make_tracker
+
+log = logging.getLogger(__name__)
+
+PROVENANCE_PACKAGES = ("llmrl_bench", "torch", "numpy", "gymnasium", "minigrid", "hydra-core", "wandb", "transformers")
+
+
+class ConfigError(ValueError):
+    """A config that cannot run; its message is one line naming the bad value."""
+
+
+def check_config(cfg: DictConfig) -> None:
+    """Reject configs that would fail or mislead, before anything is trained or written."""
+    budget = cfg.budget
+    for key in ("env_steps", "num_evals", "eval_episodes", "held_out_episodes"):
+        if budget[key] <= 0:
+            raise ConfigError(f"budget.{key}={budget[key]} must be a positive integer")
+    agent_class = get_class(cfg.agent._target_)
+    repr_name = get_class(cfg.repr._target_).name
+    allowed = tuple(agent_class.supported_reprs)
+    if repr_name not in allowed:
+        raise ConfigError(
+            f"repr={repr_name} is not supported by agent={agent_class.name}; allowed: {', '.join(allowed)}"
+        )
+    validate = getattr(agent_class, "check_config", None)
+    if validate is not None:
+        validate(cfg)
+
+
+def experiment_config(cfg: DictConfig) -> dict[str, Any]:
+    """The resolved config as plain data (what ``result.json`` and W&B store)."""
+    return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)  # type: ignore[return-value]
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def evaluation_steps(env_steps: int, num_evals: int) -> list[int]:
+    """``num_evals + 1`` evenly spaced evaluation steps from 0 to ``env_steps``."""
+    return [round(i * env_steps / num_evals) for i in range(num_evals + 1)]
+
+
+class RunEnvs:
+    """The :class:`~llmrl_bench.agents.base.EnvFactory` of one run: training split, in the run's representation."""
+
+    def __init__(self, suite: EnvSuite, representation: Representation):
+        self.suite = suite
+        self.representation = representation
+        probe = self.make()
+        self.observation_space = probe.observation_space
+        self.action_space = probe.action_space
+        probe.close()
+
+    def make(self):
+        return self.representation.wrap(self.suite.make(TRAIN), self.suite)
+
+    def make_vec(self, num_envs: int):
+        return self.suite.make_vec(num_envs, self.representation)
+
+
+class RunnerHooks:
+    """Evaluation, logging and progress, driven by the agent's own training loop."""
+
+    def __init__(self, agent, suite: EnvSuite, representation: Representation, cfg: DictConfig, tracker, progress: RunProgress):
+        budget = cfg.budget
+        self.agent = agent
+        self.tracker = tracker
+        self.progress = progress
+        self.log_every = cfg.logger.log_every_steps
+        self.eval_steps = evaluation_steps(budget.env_steps, budget.num_evals)
+        self.next_eval = 0
+        self.global_step = 0
+        self.curve: list[dict[str, Any]] = []
+        self.episodes: dict[str, list[float]] = {"step": [], "return": [], "length": []}
+        self.last_logged = -self.log_every
+        self.last_train_returns = np.zeros(0)
+        self.last_held_out_returns = np.zeros((0, 0))
+        wrap = lambda context: (lambda: representation.wrap(suite.make(context), suite))  # noqa: E731
+        self.train_evaluator = Evaluator(wrap(TRAIN), budget.eval_episodes, representation.is_text)
+        self.held_out_evaluators = {
+            context: Evaluator(wrap(context), budget.held_out_episodes, representation.is_text)
+            for context in suite.held_out_contexts
+        }
+
+    # -- TrainingHooks -------------------------------------------------------
+    def on_step(self, global_step: int) -> None:
+        self.global_step = global_step
+        while self.next_eval < len(self.eval_steps) and global_step >= self.eval_steps[self.next_eval]:
+            self.evaluate(self.eval_steps[self.next_eval])
+        self.progress.update(global_step)
+
+    def on_episode(self, global_step: int, episodic_return: float, episodic_length: int) -> None:
+        self.episodes["step"].append(global_step)
+        self.episodes["return"].append(float(episodic_return))
+        self.episodes["length"].append(int(episodic_length))
+        if global_step - self.last_logged >= self.log_every:
+            self.last_logged = global_step
+            self.tracker.log(global_step, {"charts/episodic_return": float(episodic_return), "charts/episodic_length": int(episodic_length)})
+
+    def log(self, global_step: int, values: dict[str, Any]) -> None:
+        self.tracker.log(global_step, values)
+
+    # -- evaluation ----------------------------------------------------------
+    def evaluate(self, step: int) -> None:
+        """Evaluate the current greedy policy and record the curve point for ``step``."""
+        self.last_train_returns = self.train_evaluator.evaluate(self.agent)
+        held_out = {context: evaluator.evaluate(self.agent) for context, evaluator in self.held_out_evaluators.items()}
+        self.last_held_out_returns = np.stack(list(held_out.values()))
+        point = {
+            "step": int(step),
+            "train_return": float(self.last_train_returns.mean()),
+            "held_out_return": float(self.last_held_out_returns.mean()),
+            "held_out": {context: float(returns.mean()) for context, returns in held_out.items()},
+        }
+        self.curve.append(point)
+        self.next_eval += 1
+        self.progress.set_eval(point["train_return"])
+        self.tracker.log(step, {
+            "eval/train_return": point["train_return"],
+            "eval/held_out_return": point["held_out_return"],
+            **{f"eval/held_out/{context}": value for context, value in point["held_out"].items()},
+        })
+
+    def close(self) -> None:
+        self.train_evaluator.close()
+        for evaluator in self.held_out_evaluators.values():
+            evaluator.close()
+
+
+def package_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in PROVENANCE_PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def git_commit() -> str | None:
+    """The checkout's commit, with ``+dirty`` when tracked files differ from it."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return commit + ("+dirty" if dirty else "")
+
+
+def peak_memory_mb() -> float:
+    """Peak resident memory of this process (Linux reports ru_maxrss in KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run(cfg: DictConfig) -> dict[str, Any] | None:
+    """Train, evaluate and record one run; returns its metrics (``None`` if skipped)."""
+    check_config(cfg)
+    config = experiment_config(cfg)
+    run_id = results.run_id(config)
+    agent_class = get_class(cfg.agent._target_)
+    suite: EnvSuite = instantiate(cfg.env)
+    representation: Representation = instantiate(cfg.repr)
+    labels = {"agent": agent_class.name, "env": suite.name, "repr": representation.name, "seed": int(cfg.seed)}
+    title = f"{labels['agent']}/{labels['repr']}/{labels['env']}/seed={labels['seed']} [{run_id}]"
+
+    existing = results.completed_result(cfg.results_dir, run_id)
+    if existing is not None and not cfg.overwrite:
+        log.info("skip %s: result exists (overwrite=true re-runs it)", title)
+        return existing.metrics
+
+    torch.set_num_threads(cfg.torch_threads)
+    seed_everything(cfg.seed)
+    envs = RunEnvs(suite, representation)
+    agent = instantiate(cfg.agent, observation_space=envs.observation_space, action_space=envs.action_space, seed=cfg.seed)
+    results_dir = Path(cfg.results_dir)
+    tracker = make_tracker(
+        cfg.logger, results_dir, name=f"{labels['agent']}-{labels['repr']}-{labels['env']}-s{labels['seed']}",
+        group=cfg.sweep, tags=[f"agent:{labels['agent']}", f"env:{labels['env']}", f"repr:{labels['repr']}", f"sweep:{cfg.sweep}"],
+        config={**config, "run_id": run_id}, job_type=labels["agent"],
+    )
+    progress = RunProgress(title, cfg.budget.env_steps, enabled=cfg.progress)
+    hooks = RunnerHooks(agent, suite, representation, cfg, tracker, progress)
+    log.info("run %s", title)
+    started = time.perf_counter()
+    try:
+        hooks.on_step(0)  # the step-0 evaluation of the untrained policy
+        agent.learn(envs, cfg.budget.env_steps, hooks)
+        if hooks.next_eval < len(hooks.eval_steps):
+            raise RuntimeError(
+                f"agent {labels['agent']} stopped at step {hooks.global_step}, before the budget of {cfg.budget.env_steps}"
+            )
+    finally:
+        progress.close()
+        hooks.close()
+    wall_seconds = time.perf_counter() - started
+
+    curve = hooks.curve
+    run_metrics = metric_fns.compute_run_metrics(
+        steps=np.array([p["step"] for p in curve]),
+        train_curve=np.array([p["train_return"] for p in curve]),
+        held_out_curve=np.array([p["held_out_return"] for p in curve]),
+        final_train_returns=hooks.last_train_returns,
+        final_held_out_returns=hooks.last_held_out_returns,
+        score_range=tuple(suite.score_range),
+        reward_threshold=suite.reward_threshold,
+    )
+    provenance = {
+        "packages": package_versions(),
+        "git_commit": git_commit(),
+        "platform": platform.platform(),
+        "torch_threads": torch.get_num_threads(),
+        "wall_seconds": wall_seconds,
+        "env_steps": int(hooks.global_step),
+        "env_steps_per_second": hooks.global_step / wall_seconds,
+        "peak_memory_mb": peak_memory_mb(),
+        "wandb_run_dir": getattr(tracker, "run_dir", None),
+        **getattr(agent, "provenance", lambda: {})(),
+    }
+    record = results.RunResult(
+        run_id=run_id, sweep=cfg.sweep, config=config, metrics=run_metrics, curve=curve, provenance=provenance,
+        env_info={
+            "gym_id": suite.gym_id,
+            "score_range": list(suite.score_range),
+            "reward_threshold": suite.reward_threshold,
+            "held_out_contexts": list(suite.held_out_contexts),
+        },
+        **labels,
+    )
+    results.write_episodes(results_dir, run_id, {k: np.array(v) for k, v in hooks.episodes.items()})
+    agent.save(results.run_dir(results_dir, run_id) / results.POLICY_FILE)
+    path = results.write_result(record, results_dir)
+    tracker.summary({**{k: v for k, v in run_metrics.items() if v is not None}, "run_id": run_id, "provenance/env_steps_per_second": provenance["env_steps_per_second"]})
+    tracker.finish()
+    log.info(
+        "done %s: cumulative_reward=%.3f generalization=%.3f (%.1fs, %.0f steps/s) -> %s",
+        title, run_metrics["cumulative_reward"], run_metrics["generalization"], wall_seconds, provenance["env_steps_per_second"], path,
+    )
+    return run_metrics

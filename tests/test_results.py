@@ -1,0 +1,93 @@
+"""The results schema: run ids, atomic writes, strict loading."""
+
+import json
+
+import numpy as np
+import pytest
+
+from llmrl_bench import results
+
+
+def make_result(run_id="0123456789abcdef", **overrides):
+    record = dict(
+        run_id=run_id, agent="dqn", env="cartpole", repr="vector", seed=0,
+        config={"seed": 0},
+        metrics={"cumulative_reward": 10.0, "policy_stability": 1.0, "learning_speed": 0.5,
+                 "generalization": 8.0, "generalization_gap": 2.0, "steps_to_threshold": None},
+        curve=[{"step": 0, "train_return": 1.0, "held_out_return": 1.0, "held_out": {"a": 1.0}},
+               {"step": 10, "train_return": 10.0, "held_out_return": 8.0, "held_out": {"a": 8.0}}],
+        provenance={"packages": {"torch": "2"}, "wall_seconds": 1.0, "env_steps": 10,
+                    "env_steps_per_second": 10.0, "peak_memory_mb": 1.0},
+    )
+    record.update(overrides)
+    return results.RunResult(**record)
+
+
+def test_run_id_depends_only_on_experiment_fields():
+    config = {"agent": {"lr": 1}, "env": {"name": "maze"}, "repr": {}, "budget": {"env_steps": 5}, "seed": 0, "results_dir": "a"}
+    same = {**config, "results_dir": "elsewhere", "progress": False}
+    other_seed = {**config, "seed": 1}
+    assert results.run_id(config) == results.run_id(same)
+    assert results.run_id(config) != results.run_id(other_seed)
+    assert len(results.run_id(config)) == 16
+
+
+def test_write_then_load_round_trip(tmp_path):
+    path = results.write_result(make_result(), tmp_path)
+    assert path == tmp_path / "runs" / "0123456789abcdef" / "result.json"
+    loaded = results.load_result(path)
+    assert loaded == make_result()
+    np.testing.assert_array_equal(loaded.curve_arrays()["train_return"], [1.0, 10.0])
+    assert not list(path.parent.glob("*.tmp"))
+
+
+def test_truncated_file_is_reported_with_path(tmp_path):
+    path = results.write_result(make_result(), tmp_path)
+    path.write_text(path.read_text()[:50])
+    with pytest.raises(results.ResultError, match="not valid JSON") as error:
+        results.load_result(path)
+    assert str(path) in str(error.value)
+    loaded, errors = results.load_results(tmp_path)
+    assert loaded == [] and len(errors) == 1
+    assert results.completed_result(tmp_path, "0123456789abcdef") is None
+
+
+def test_schema_violation_is_reported(tmp_path):
+    path = results.write_result(make_result(), tmp_path)
+    record = json.loads(path.read_text())
+    del record["metrics"]["generalization"]
+    path.write_text(json.dumps(record))
+    with pytest.raises(results.ResultError, match="generalization"):
+        results.load_result(path)
+
+
+def test_invalid_result_is_never_written(tmp_path):
+    with pytest.raises(results.ResultError):
+        results.write_result(make_result(curve=[]), tmp_path)
+    assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").rglob("result.json"))
+
+
+def test_failed_runs_are_left_out_unless_asked(tmp_path):
+    results.write_result(make_result(status="failed", error="boom", metrics={}, curve=[]), tmp_path)
+    assert results.load_results(tmp_path)[0] == []
+    assert len(results.load_results(tmp_path, include_failed=True)[0]) == 1
+
+
+def test_failing_writer_leaves_old_file(tmp_path, monkeypatch):
+    path = results.write_result(make_result(), tmp_path)
+    before = path.read_bytes()
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(results.os, "fsync", disk_full)
+    with pytest.raises(OSError):
+        results.write_result(make_result(seed=0, metrics={**make_result().metrics, "cumulative_reward": 99.0}), tmp_path)
+    assert path.read_bytes() == before
+    assert not list(path.parent.glob(".*tmp"))
+
+
+def test_episodes_round_trip(tmp_path):
+    results.write_episodes(tmp_path, "0123456789abcdef", {"step": np.array([5, 9]), "return": np.array([1.0, 2.0])})
+    loaded = results.load_episodes(tmp_path, "0123456789abcdef")
+    np.testing.assert_array_equal(loaded["step"], [5, 9])
