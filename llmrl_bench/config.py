@@ -30,8 +30,6 @@ class BudgetConfig:
     """Greedy episodes per evaluation on the training distribution."""
     held_out_episodes: int = 10
     """Greedy episodes per held-out context per evaluation."""
-    max_seconds: Optional[float] = None
-    """Optional wall-clock cap per run (a safety net; the run is marked truncated)."""
 
 
 @dataclass

@@ -51,7 +51,7 @@ def check_config(cfg: DictConfig) -> None:
         if budget[key] <= 0:
             raise ConfigError(f"budget.{key}={budget[key]} must be a positive integer")
     agent_class = get_class(cfg.agent._target_)
-    repr_name = get_class(cfg.repr._target_).name
+    repr_name = cfg.repr.get("name") or get_class(cfg.repr._target_).name
     allowed = tuple(agent_class.supported_reprs)
     if repr_name not in allowed:
         raise ConfigError(

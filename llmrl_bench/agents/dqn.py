@@ -1,0 +1,244 @@
+"""DQN: Q-learning with a replay buffer and a target network (CleanRL ``dqn.py`` / SB3 ``DQN``).
+
+One env, one loop: act epsilon-greedily, store the transition in a preallocated numpy
+replay buffer, copy the target network every ``target_update_interval`` env steps and,
+every ``train_freq`` env steps, take ``gradient_steps`` TD steps (SB3's semantics).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from llmrl_bench.agents.base import EnvFactory, TrainingHooks
+from llmrl_bench.agents.networks import (
+    clip_grad_norm_,
+    flat_obs_dim,
+    flat_parameters,
+    flush_denormals,
+    linear_schedule,
+    mlp,
+    num_actions,
+    obs_batch,
+    seeded_torch,
+)
+
+
+@dataclass
+class DQNConfig:
+    """DQN hyperparameters; defaults are RL Zoo's tuned CartPole-v1 values (SB3 names)."""
+
+    _target_: str = "llmrl_bench.agents.dqn.DQN"
+    learning_rate: float = 2.3e-3
+    """Adam step size (at the start when annealed)."""
+    anneal_lr: bool = False
+    """Decay the learning rate linearly to 0 over the budget (RL Zoo's ``lin_``)."""
+    buffer_size: int = 100_000
+    """Replay buffer capacity (transitions)."""
+    learning_starts: int = 1000
+    """Env steps of uniformly random actions before the first update."""
+    batch_size: int = 64
+    """Transitions per gradient step."""
+    gamma: float = 0.99
+    """Discount factor."""
+    tau: float = 1.0
+    """Target update coefficient (1 = hard copy)."""
+    target_update_interval: int = 10
+    """Env steps between target-network updates."""
+    train_freq: int = 256
+    """Env steps between training phases."""
+    gradient_steps: int = 128
+    """Gradient steps per training phase."""
+    exploration_fraction: float = 0.16
+    """Fraction of the budget over which epsilon decays linearly."""
+    exploration_initial_eps: float = 1.0
+    """Epsilon at the start."""
+    exploration_final_eps: float = 0.04
+    """Epsilon after the decay."""
+    max_grad_norm: float = 10.0
+    """Global gradient-norm clip."""
+    loss: str = "huber"
+    """TD loss: ``huber`` (smooth L1, SB3) or ``mse``."""
+    net_arch: list[int] = field(default_factory=lambda: [256, 256])
+    """Hidden layer sizes of the Q-network."""
+    activation: str = "relu"
+    """Hidden activation: ``relu`` or ``tanh``."""
+
+
+class DQN:
+    """DQN with an MLP Q-network over ``Box`` observations and a uniform replay buffer."""
+
+    name = "dqn"
+    supported_reprs = ("vector", "llm_embed")
+
+    def __init__(self, observation_space: gym.Space, action_space: gym.Space, seed: int, **hyperparameters):
+        hyperparameters.pop("_target_", None)
+        self.config = DQNConfig(**hyperparameters)
+        self.config.net_arch = list(self.config.net_arch)
+        if self.config.loss not in ("huber", "mse"):
+            raise ValueError(f"loss must be 'huber' or 'mse', got {self.config.loss!r}")
+        cfg = self.config
+        self.seed = seed
+        self.obs_dim = flat_obs_dim(observation_space)
+        self.n_actions = num_actions(action_space)
+        with seeded_torch(seed):
+            self.q_network = mlp(self.obs_dim, cfg.net_arch, self.n_actions, cfg.activation)
+            self.target_network = mlp(self.obs_dim, cfg.net_arch, self.n_actions, cfg.activation)
+        self.params = flat_parameters(self.q_network)  # one tensor: cheap zeroing, clipping, Adam, target copy
+        self.target_params = flat_parameters(self.target_network).requires_grad_(False)
+        self.target_params.data.copy_(self.params.data)
+        self.optimizer = torch.optim.Adam([self.params], lr=cfg.learning_rate, fused=True)
+        self.rng = np.random.default_rng(seed)  # exploration and replay sampling
+
+        # Replay buffer, shapes (buffer_size[, obs_dim]); truncation is not termination.
+        self.buffer_obs = np.zeros((cfg.buffer_size, self.obs_dim), np.float32)
+        self.buffer_next_obs = np.zeros((cfg.buffer_size, self.obs_dim), np.float32)
+        self.buffer_actions = np.zeros(cfg.buffer_size, np.int64)
+        self.buffer_rewards = np.zeros(cfg.buffer_size, np.float32)
+        self.buffer_terminated = np.zeros(cfg.buffer_size, np.float32)
+        self.buffer_pos = 0
+        self.buffer_full = False
+        self.global_step = 0
+
+    # ------------------------------------------------------------------ acting
+    @torch.inference_mode()
+    def act(self, observations: np.ndarray, greedy: bool = True) -> np.ndarray:
+        """Argmax of the Q-values (greedy, no RNG), or epsilon-greedy at the final epsilon."""
+        q_values = self.q_network(obs_batch(observations, self.obs_dim))
+        actions = q_values.argmax(-1).numpy().astype(np.int64)
+        if not greedy:
+            explore = self.rng.random(len(actions)) < self.config.exploration_final_eps
+            actions[explore] = self.rng.integers(self.n_actions, size=int(explore.sum()))
+        return actions
+
+    # ---------------------------------------------------------------- training
+    def learn(self, envs: EnvFactory, total_steps: int, hooks: TrainingHooks) -> None:
+        """Train until ``global_step == total_steps`` (one env, so it stops exactly there)."""
+        cfg = self.config
+        with flush_denormals():
+            env = envs.make()
+            obs, _ = env.reset(seed=self.seed)
+            obs = np.array(obs, np.float32).reshape(self.obs_dim)
+            obs_row = torch.from_numpy(obs).view(1, -1)  # acting reads obs through this view, no allocation
+            episodic_return, episodic_length = 0.0, 0
+            start_time, start_step = time.perf_counter(), self.global_step
+
+            while self.global_step < total_steps:
+                epsilon = linear_schedule(
+                    cfg.exploration_initial_eps,
+                    cfg.exploration_final_eps,
+                    cfg.exploration_fraction,
+                    self.global_step / total_steps,
+                )
+                if self.global_step < cfg.learning_starts or self.rng.random() < epsilon:
+                    action = int(self.rng.integers(self.n_actions))
+                else:
+                    with torch.inference_mode():
+                        action = int(self.q_network(obs_row).argmax())
+
+                next_obs, reward, terminated, truncated, _ = env.step(action)
+                pos = self.buffer_pos
+                self.buffer_obs[pos] = obs
+                self.buffer_next_obs[pos] = np.asarray(next_obs, np.float32).reshape(self.obs_dim)
+                self.buffer_actions[pos] = action
+                self.buffer_rewards[pos] = reward
+                self.buffer_terminated[pos] = terminated
+                self.buffer_pos = (pos + 1) % cfg.buffer_size
+                self.buffer_full = self.buffer_full or self.buffer_pos == 0
+                self.global_step += 1
+
+                episodic_return += float(reward)
+                episodic_length += 1
+                if terminated or truncated:
+                    hooks.on_episode(self.global_step, episodic_return, episodic_length)
+                    episodic_return, episodic_length = 0.0, 0
+                    next_obs, _ = env.reset()
+                obs[:] = np.asarray(next_obs, np.float32).reshape(self.obs_dim)
+
+                if self.global_step % cfg.target_update_interval == 0:
+                    if cfg.tau == 1.0:
+                        self.target_params.data.copy_(self.params.data)
+                    else:
+                        self.target_params.data.lerp_(self.params.data, cfg.tau)
+
+                if self.global_step > cfg.learning_starts and self.global_step % cfg.train_freq == 0:
+                    if cfg.anneal_lr:
+                        progress = self.global_step / total_steps
+                        self.optimizer.param_groups[0]["lr"] = cfg.learning_rate * (1.0 - progress)
+                    td_loss, q_mean = self._train_phase()
+                    hooks.log(
+                        self.global_step,
+                        {
+                            "losses/td_loss": td_loss.item(),
+                            "losses/q_values": q_mean.item(),
+                            "charts/epsilon": epsilon,
+                            "charts/SPS": (self.global_step - start_step) / (time.perf_counter() - start_time),
+                        },
+                    )
+                hooks.on_step(self.global_step)
+            env.close()
+
+    def _train_phase(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``gradient_steps`` TD steps on uniform replay samples; returns the last loss and mean Q."""
+        cfg = self.config
+        buffer_count = cfg.buffer_size if self.buffer_full else self.buffer_pos
+        index = self.rng.integers(0, buffer_count, size=(cfg.gradient_steps, cfg.batch_size))
+        obs = torch.from_numpy(self.buffer_obs[index])
+        actions = torch.from_numpy(self.buffer_actions[index])
+        # The target network only changes between env steps, so one batched forward gives
+        # the TD targets of every gradient step of this phase.
+        with torch.no_grad():
+            next_q = self.target_network(torch.from_numpy(self.buffer_next_obs[index])).max(-1).values
+            not_terminated = torch.from_numpy(1.0 - self.buffer_terminated[index])
+            td_targets = torch.from_numpy(self.buffer_rewards[index]) + cfg.gamma * not_terminated * next_q
+
+        loss_fn = F.smooth_l1_loss if cfg.loss == "huber" else F.mse_loss
+        for step in range(cfg.gradient_steps):
+            q_taken = self.q_network(obs[step]).gather(1, actions[step][:, None]).squeeze(1)
+            td_loss = loss_fn(q_taken, td_targets[step])
+            self.params.grad.zero_()
+            td_loss.backward()
+            clip_grad_norm_(self.params, cfg.max_grad_norm)
+            self.optimizer.step()
+        return td_loss.detach(), q_taken.detach().mean()
+
+    # ------------------------------------------------------------- persistence
+    def save(self, path: Path) -> None:
+        """The Q-network's weights."""
+        torch.save({"q_network": self.q_network.state_dict()}, path)
+
+    def load(self, path: Path) -> None:
+        self.q_network.load_state_dict(torch.load(path, weights_only=True)["q_network"])
+
+    def state_dict(self) -> dict:
+        """Everything needed to continue training: networks, optimizer, replay buffer, RNG, counters."""
+        return {
+            "q_network": self.q_network.state_dict(),
+            "target_network": self.target_network.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "rng": self.rng.bit_generator.state,
+            "buffer": {
+                name: torch.from_numpy(getattr(self, f"buffer_{name}").copy())
+                for name in ("obs", "next_obs", "actions", "rewards", "terminated")
+            },
+            "buffer_pos": self.buffer_pos,
+            "buffer_full": self.buffer_full,
+            "global_step": self.global_step,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.q_network.load_state_dict(state["q_network"])
+        self.target_network.load_state_dict(state["target_network"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.rng.bit_generator.state = state["rng"]
+        for name, values in state["buffer"].items():
+            getattr(self, f"buffer_{name}")[:] = values.numpy()
+        self.buffer_pos = int(state["buffer_pos"])
+        self.buffer_full = bool(state["buffer_full"])
+        self.global_step = int(state["global_step"])

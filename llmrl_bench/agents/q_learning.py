@@ -1,0 +1,185 @@
+"""Tabular Q-learning with an epsilon-greedy behaviour policy (Watkins, 1989).
+
+The table maps a state key to ``n_actions`` values. The key is the observation's bytes
+(MiniGrid's ``vector`` repr holds position, direction and view, so it names the state), or,
+when ``bins`` is set, the bin indices of a discretised low-dimensional ``Box`` (CartPole).
+Unseen states have all-zero values, so the greedy action there is action 0.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from llmrl_bench.agents.base import EnvFactory, TrainingHooks
+from llmrl_bench.agents.networks import flat_obs_dim, linear_schedule, num_actions
+
+LOG_EVERY_STEPS = 1000
+
+
+@dataclass
+class QLearningConfig:
+    """Tabular Q-learning hyperparameters; defaults suit small MiniGrid mazes."""
+
+    _target_: str = "llmrl_bench.agents.q_learning.QLearning"
+    learning_rate: float = 0.1
+    """Step size of the tabular TD update."""
+    gamma: float = 0.99
+    """Discount factor."""
+    exploration_fraction: float = 0.5
+    """Fraction of the budget over which epsilon decays linearly."""
+    exploration_initial_eps: float = 1.0
+    """Epsilon at the start."""
+    exploration_final_eps: float = 0.05
+    """Epsilon after the decay (also used by ``act(greedy=False)``)."""
+    bins: Optional[list[int]] = None
+    """Bins per observation dimension; ``None`` keys the table by the raw observation bytes."""
+    clip_low: Optional[list[float]] = None
+    """Lower clip bound per dimension before binning (needed with ``bins``)."""
+    clip_high: Optional[list[float]] = None
+    """Upper clip bound per dimension before binning (needed with ``bins``)."""
+
+
+class QLearning:
+    """Q-learning over a dict from state keys to action values."""
+
+    name = "q_learning"
+    supported_reprs = ("vector",)
+
+    def __init__(self, observation_space: gym.Space, action_space: gym.Space, seed: int, **hyperparameters):
+        hyperparameters.pop("_target_", None)
+        self.config = QLearningConfig(**hyperparameters)
+        cfg = self.config
+        for name in ("bins", "clip_low", "clip_high"):  # Hydra passes ListConfig
+            if getattr(cfg, name) is not None:
+                setattr(cfg, name, list(getattr(cfg, name)))
+        self.seed = seed
+        self.obs_dim = flat_obs_dim(observation_space)
+        self.obs_dtype = observation_space.dtype  # keys are bytes, so fix the dtype
+        self.n_actions = num_actions(action_space)
+        if cfg.bins is not None:
+            if cfg.clip_low is None or cfg.clip_high is None:
+                raise ValueError("bins needs clip_low and clip_high")
+            if not len(cfg.bins) == len(cfg.clip_low) == len(cfg.clip_high) == self.obs_dim:
+                raise ValueError(f"bins, clip_low and clip_high need {self.obs_dim} entries each")
+            self.bins = np.asarray(cfg.bins, np.int64)
+            self.low = np.asarray(cfg.clip_low, np.float64)
+            self.high = np.asarray(cfg.clip_high, np.float64)
+        self.table: dict[bytes, np.ndarray] = {}
+        self.rng = np.random.default_rng(seed)  # exploration
+        self.global_step = 0
+
+    def state_key(self, observation: np.ndarray) -> bytes:
+        """The table key of one observation: its bytes, or its bin indices' bytes."""
+        if self.config.bins is None:
+            return np.ascontiguousarray(observation, self.obs_dtype).tobytes()
+        scaled = (np.clip(observation, self.low, self.high) - self.low) / (self.high - self.low)
+        return np.minimum((scaled * self.bins).astype(np.int64), self.bins - 1).tobytes()
+
+    def _values(self, key: bytes) -> np.ndarray:
+        """The action values of ``key``, added to the table as zeros when new."""
+        values = self.table.get(key)
+        if values is None:
+            values = self.table[key] = np.zeros(self.n_actions)
+        return values
+
+    # ------------------------------------------------------------------ acting
+    def act(self, observations: np.ndarray, greedy: bool = True) -> np.ndarray:
+        """Greedy actions (unseen states: action 0; no RNG), or epsilon-greedy at the final epsilon."""
+        observations = np.asarray(observations).reshape(-1, self.obs_dim)
+        zeros = np.zeros(self.n_actions)
+        actions = np.array([int(np.argmax(self.table.get(self.state_key(o), zeros))) for o in observations])
+        if not greedy:
+            explore = self.rng.random(len(actions)) < self.config.exploration_final_eps
+            actions[explore] = self.rng.integers(self.n_actions, size=int(explore.sum()))
+        return actions.astype(np.int64)
+
+    # ---------------------------------------------------------------- training
+    def learn(self, envs: EnvFactory, total_steps: int, hooks: TrainingHooks) -> None:
+        """Train until ``global_step == total_steps`` with one env."""
+        cfg = self.config
+        env = envs.make()
+        obs, _ = env.reset(seed=self.seed)
+        key = self.state_key(np.asarray(obs).reshape(self.obs_dim))
+        episodic_return, episodic_length = 0.0, 0
+        td_errors = []
+        start_time, start_step, last_log_step = time.perf_counter(), self.global_step, self.global_step
+
+        while self.global_step < total_steps:
+            epsilon = linear_schedule(
+                cfg.exploration_initial_eps,
+                cfg.exploration_final_eps,
+                cfg.exploration_fraction,
+                self.global_step / total_steps,
+            )
+            values = self._values(key)
+            if self.rng.random() < epsilon:
+                action = int(self.rng.integers(self.n_actions))
+            else:
+                action = int(np.argmax(values))
+
+            obs, reward, terminated, truncated, _ = env.step(action)
+            next_key = self.state_key(np.asarray(obs).reshape(self.obs_dim))
+            # TD(0) update; truncation is not termination, so it bootstraps
+            td_target = float(reward) + (0.0 if terminated else cfg.gamma * self._values(next_key).max())
+            td_error = td_target - values[action]
+            values[action] += cfg.learning_rate * td_error
+            td_errors.append(abs(td_error))
+            self.global_step += 1
+
+            episodic_return += float(reward)
+            episodic_length += 1
+            if terminated or truncated:
+                hooks.on_episode(self.global_step, episodic_return, episodic_length)
+                episodic_return, episodic_length = 0.0, 0
+                obs, _ = env.reset()
+                next_key = self.state_key(np.asarray(obs).reshape(self.obs_dim))
+            key = next_key
+
+            if self.global_step - last_log_step >= LOG_EVERY_STEPS:
+                hooks.log(
+                    self.global_step,
+                    {
+                        "losses/abs_td_error": float(np.mean(td_errors)),
+                        "charts/table_size": len(self.table),
+                        "charts/epsilon": epsilon,
+                        "charts/SPS": (self.global_step - start_step) / (time.perf_counter() - start_time),
+                    },
+                )
+                td_errors.clear()
+                last_log_step = self.global_step
+            hooks.on_step(self.global_step)
+        env.close()
+
+    # ------------------------------------------------------------- persistence
+    def _table_tensors(self) -> dict[str, torch.Tensor]:
+        keys = list(self.table)
+        key_bytes = np.frombuffer(b"".join(keys), np.uint8).reshape(len(keys), -1) if keys else np.zeros((0, 0))
+        values = np.stack([self.table[k] for k in keys]) if keys else np.zeros((0, self.n_actions))
+        return {"keys": torch.from_numpy(key_bytes.astype(np.uint8)), "values": torch.from_numpy(values)}
+
+    def _set_table(self, keys: torch.Tensor, values: torch.Tensor) -> None:
+        self.table = {bytes(k): v.copy() for k, v in zip(keys.numpy(), values.numpy())}
+
+    def save(self, path: Path) -> None:
+        """The table as a ``(states, key_bytes)`` uint8 tensor and a ``(states, actions)`` value tensor."""
+        torch.save(self._table_tensors(), path)
+
+    def load(self, path: Path) -> None:
+        state = torch.load(path, weights_only=True)
+        self._set_table(state["keys"], state["values"])
+
+    def state_dict(self) -> dict:
+        """Everything needed to continue training: table, RNG, step counter."""
+        return {**self._table_tensors(), "rng": self.rng.bit_generator.state, "global_step": self.global_step}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._set_table(state["keys"], state["values"])
+        self.rng.bit_generator.state = state["rng"]
+        self.global_step = int(state["global_step"])

