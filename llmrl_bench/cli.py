@@ -19,11 +19,14 @@ from typing import Sequence
 import hydra
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig
 
 from llmrl_bench.config import CONFIG_DIR, CONFIG_NAME, group_options, register_configs
-from llmrl_bench.runner import ConfigError, check_config, run
+from llmrl_bench.runner import ConfigError, RunFailed, check_config, run_with_status
+from llmrl_bench.sweep import write_outcome
 
 PROG = "llmrl-bench"
 CHECKED_GROUPS = ("agent", "env", "repr", "budget", "logger", "debug", "experiment")
@@ -112,7 +115,18 @@ def check_command_line(argv: Sequence[str]) -> list[str]:
 
 @hydra.main(version_base=None, config_path=str(CONFIG_DIR), config_name=CONFIG_NAME)
 def hydra_main(cfg: DictConfig) -> float | None:
-    run_metrics = run(cfg)
+    hydra_cfg = HydraConfig.get()
+    output_dir = hydra_cfg.runtime.output_dir
+    title = " ".join(hydra_cfg.overrides.task) or "defaults"
+    try:
+        status, run_metrics = run_with_status(cfg)
+    except RunFailed as error:
+        write_outcome(output_dir, "failed", title, str(error.__cause__ or error))
+        if hydra_cfg.mode == RunMode.MULTIRUN:
+            return None  # the sweep goes on; SweepSummary lists the failure at the end
+        print(f"{PROG}: error: {error}", file=sys.stderr)
+        sys.exit(1)
+    write_outcome(output_dir, status, title)
     return None if run_metrics is None else run_metrics["cumulative_reward"]
 
 

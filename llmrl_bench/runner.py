@@ -11,16 +11,19 @@
 
 from __future__ import annotations
 
+import fcntl
 import importlib.metadata
 import logging
+import math
 import platform
 import random
 import resource
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import torch
@@ -136,6 +139,7 @@ class RunnerHooks:
             self.tracker.log(global_step, {"charts/episodic_return": float(episodic_return), "charts/episodic_length": int(episodic_length)})
 
     def log(self, global_step: int, values: dict[str, Any]) -> None:
+        check_finite(values, global_step)
         self.tracker.log(global_step, values)
 
     # -- evaluation ----------------------------------------------------------
@@ -191,48 +195,142 @@ def peak_memory_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+class RunFailed(RuntimeError):
+    """A run crashed; its ``failed`` record is in ``results/``."""
+
+
+@contextmanager
+def run_lock(results_dir: Path, run_id: str) -> Iterator[bool]:
+    """An exclusive, non-blocking lock on one run_id; yields whether this process holds it.
+
+    Two sweeps sharing a results dir never run the same run_id at once. The OS drops
+    the lock when the process dies, so a killed sweep leaves nothing to clean up.
+    """
+    path = results.run_dir(results_dir, run_id) / ".lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def check_finite(values: dict[str, Any], step: int) -> None:
+    """Fail fast on a diverged loss instead of training on NaNs."""
+    for key, value in values.items():
+        if isinstance(value, float) and not math.isfinite(value) and key.startswith("losses/"):
+            raise FloatingPointError(f"{key} is {value} at step {step}")
+
+
 def run(cfg: DictConfig) -> dict[str, Any] | None:
-    """Train, evaluate and record one run; returns its metrics (``None`` if skipped)."""
+    """Train, evaluate and record one run; returns its metrics (see :func:`run_with_status`)."""
+    return run_with_status(cfg)[1]
+
+
+def run_with_status(cfg: DictConfig) -> tuple[str, dict[str, Any] | None]:
+    """Train, evaluate and record one run; returns ``(status, metrics)``.
+
+    ``status`` is ``done``, or ``skipped`` when ``results/`` already holds the run (its
+    stored metrics are returned) or another process holds its lock (``None``). A crash
+    writes a ``failed`` record and raises :class:`RunFailed`.
+    """
     check_config(cfg)
     config = experiment_config(cfg)
     run_id = results.run_id(config)
+    results_dir = Path(cfg.results_dir)
     agent_class = get_class(cfg.agent._target_)
     suite: EnvSuite = instantiate(cfg.env)
     representation: Representation = instantiate(cfg.repr)
     labels = {"agent": agent_class.name, "env": suite.name, "repr": representation.name, "seed": int(cfg.seed)}
     title = f"{labels['agent']}/{labels['repr']}/{labels['env']}/seed={labels['seed']} [{run_id}]"
 
-    existing = results.completed_result(cfg.results_dir, run_id)
+    existing = results.completed_result(results_dir, run_id)
     if existing is not None and not cfg.overwrite:
         log.info("skip %s: result exists (overwrite=true re-runs it)", title)
-        return existing.metrics
+        return "skipped", existing.metrics
+    with run_lock(results_dir, run_id) as locked:
+        if not locked:
+            log.info("skip %s: another process is running it", title)
+            return "skipped", None
+        existing = results.completed_result(results_dir, run_id)
+        if existing is not None and not cfg.overwrite:  # finished by another sweep meanwhile
+            log.info("skip %s: result exists (overwrite=true re-runs it)", title)
+            return "skipped", existing.metrics
+        return "done", _train_and_record(cfg, config, run_id, results_dir, suite, representation, labels, title)
 
+
+def _failed_record(cfg: DictConfig, config: dict, run_id: str, labels: dict, error: BaseException, hooks: "RunnerHooks | None", wall_seconds: float) -> results.RunResult:
+    steps = hooks.global_step if hooks is not None else 0
+    return results.RunResult(
+        run_id=run_id, sweep=cfg.sweep, config=config, metrics={}, status="failed",
+        error=f"{type(error).__name__}: {error}", curve=hooks.curve if hooks is not None else [],
+        provenance={
+            "packages": package_versions(), "git_commit": git_commit(), "wall_seconds": wall_seconds,
+            "env_steps": int(steps), "env_steps_per_second": steps / max(wall_seconds, 1e-9), "peak_memory_mb": peak_memory_mb(),
+        },
+        **labels,
+    )
+
+
+def _train_and_record(cfg, config, run_id, results_dir, suite, representation, labels, title) -> dict[str, Any]:
     torch.set_num_threads(cfg.torch_threads)
     seed_everything(cfg.seed)
-    envs = RunEnvs(suite, representation)
-    agent = instantiate(cfg.agent, observation_space=envs.observation_space, action_space=envs.action_space, seed=cfg.seed)
-    results_dir = Path(cfg.results_dir)
     tracker = make_tracker(
         cfg.logger, results_dir, name=f"{labels['agent']}-{labels['repr']}-{labels['env']}-s{labels['seed']}",
         group=cfg.sweep, tags=[f"agent:{labels['agent']}", f"env:{labels['env']}", f"repr:{labels['repr']}", f"sweep:{cfg.sweep}"],
         config={**config, "run_id": run_id}, job_type=labels["agent"],
     )
-    progress = RunProgress(title, cfg.budget.env_steps, enabled=cfg.progress)
-    hooks = RunnerHooks(agent, suite, representation, cfg, tracker, progress)
     log.info("run %s", title)
     started = time.perf_counter()
+    hooks = None
+    progress = RunProgress(title, cfg.budget.env_steps, enabled=cfg.progress)
     try:
-        hooks.on_step(0)  # the step-0 evaluation of the untrained policy
-        agent.learn(envs, cfg.budget.env_steps, hooks)
-        if hooks.next_eval < len(hooks.eval_steps):
-            raise RuntimeError(
-                f"agent {labels['agent']} stopped at step {hooks.global_step}, before the budget of {cfg.budget.env_steps}"
-            )
-    finally:
-        progress.close()
-        hooks.close()
-    wall_seconds = time.perf_counter() - started
+        envs = RunEnvs(suite, representation)
+        agent = instantiate(cfg.agent, observation_space=envs.observation_space, action_space=envs.action_space, seed=cfg.seed)
+        hooks = RunnerHooks(agent, suite, representation, cfg, tracker, progress)
+        try:
+            hooks.on_step(0)  # the step-0 evaluation of the untrained policy
+            agent.learn(envs, cfg.budget.env_steps, hooks)
+            if hooks.next_eval < len(hooks.eval_steps):
+                raise RuntimeError(
+                    f"agent {labels['agent']} stopped at step {hooks.global_step}, before the budget of {cfg.budget.env_steps}"
+                )
+        finally:
+            progress.close()
+            hooks.close()
+        wall_seconds = time.perf_counter() - started
+        record = _completed_record(cfg, config, run_id, suite, agent, hooks, tracker, labels, wall_seconds)
+        results.write_episodes(results_dir, run_id, {k: np.array(v) for k, v in hooks.episodes.items()})
+        agent.save(results.run_dir(results_dir, run_id) / results.POLICY_FILE)
+        path = results.write_result(record, results_dir)
+    except Exception as error:
+        wall_seconds = time.perf_counter() - started
+        log.error("failed %s: %s: %s", title, type(error).__name__, error)
+        try:
+            results.write_result(_failed_record(cfg, config, run_id, labels, error, hooks, wall_seconds), results_dir)
+        except Exception as write_error:  # noqa: BLE001 - e.g. the disk is full; the log line above remains
+            log.error("could not record the failure of %s: %s", title, write_error)
+        tracker.finish(exit_code=1)
+        raise RunFailed(f"{title}: {type(error).__name__}: {error}") from error
+    run_metrics = record.metrics
+    tracker.summary({**{k: v for k, v in run_metrics.items() if v is not None}, "run_id": run_id,
+                     "provenance/env_steps_per_second": record.provenance["env_steps_per_second"],
+                     **{f"provenance/{k}": v for k, v in record.provenance.items() if k.startswith("llm_")}})
+    tracker.finish()
+    log.info(
+        "done %s: cumulative_reward=%.3f generalization=%.3f (%.1fs, %.0f steps/s) -> %s",
+        title, run_metrics["cumulative_reward"], run_metrics["generalization"], wall_seconds,
+        record.provenance["env_steps_per_second"], path,
+    )
+    return run_metrics
 
+
+def _completed_record(cfg, config, run_id, suite, agent, hooks, tracker, labels, wall_seconds) -> results.RunResult:
     curve = hooks.curve
     run_metrics = metric_fns.compute_run_metrics(
         steps=np.array([p["step"] for p in curve]),
@@ -255,7 +353,7 @@ def run(cfg: DictConfig) -> dict[str, Any] | None:
         "wandb_run_dir": getattr(tracker, "run_dir", None),
         **getattr(agent, "provenance", lambda: {})(),
     }
-    record = results.RunResult(
+    return results.RunResult(
         run_id=run_id, sweep=cfg.sweep, config=config, metrics=run_metrics, curve=curve, provenance=provenance,
         env_info={
             "gym_id": suite.gym_id,
@@ -265,13 +363,3 @@ def run(cfg: DictConfig) -> dict[str, Any] | None:
         },
         **labels,
     )
-    results.write_episodes(results_dir, run_id, {k: np.array(v) for k, v in hooks.episodes.items()})
-    agent.save(results.run_dir(results_dir, run_id) / results.POLICY_FILE)
-    path = results.write_result(record, results_dir)
-    tracker.summary({**{k: v for k, v in run_metrics.items() if v is not None}, "run_id": run_id, "provenance/env_steps_per_second": provenance["env_steps_per_second"]})
-    tracker.finish()
-    log.info(
-        "done %s: cumulative_reward=%.3f generalization=%.3f (%.1fs, %.0f steps/s) -> %s",
-        title, run_metrics["cumulative_reward"], run_metrics["generalization"], wall_seconds, provenance["env_steps_per_second"], path,
-    )
-    return run_metrics

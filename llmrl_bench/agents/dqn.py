@@ -63,6 +63,8 @@ class DQNConfig:
     """Epsilon after the decay."""
     max_grad_norm: float = 10.0
     """Global gradient-norm clip."""
+    double_q: bool = False
+    """Double DQN: the online network picks the next action, the target network values it."""
     loss: str = "huber"
     """TD loss: ``huber`` (smooth L1, SB3) or ``mse``."""
     net_arch: list[int] = field(default_factory=lambda: [256, 256])
@@ -191,15 +193,22 @@ class DQN:
         index = self.rng.integers(0, buffer_count, size=(cfg.gradient_steps, cfg.batch_size))
         obs = torch.from_numpy(self.buffer_obs[index])
         actions = torch.from_numpy(self.buffer_actions[index])
+        next_obs = torch.from_numpy(self.buffer_next_obs[index])
+        not_terminated = torch.from_numpy(1.0 - self.buffer_terminated[index])
+        rewards = torch.from_numpy(self.buffer_rewards[index])
         # The target network only changes between env steps, so one batched forward gives
-        # the TD targets of every gradient step of this phase.
+        # its values for every gradient step of this phase.
         with torch.no_grad():
-            next_q = self.target_network(torch.from_numpy(self.buffer_next_obs[index])).max(-1).values
-            not_terminated = torch.from_numpy(1.0 - self.buffer_terminated[index])
-            td_targets = torch.from_numpy(self.buffer_rewards[index]) + cfg.gamma * not_terminated * next_q
+            next_q_target = self.target_network(next_obs)
+            td_targets = rewards + cfg.gamma * not_terminated * next_q_target.max(-1).values
 
         loss_fn = F.smooth_l1_loss if cfg.loss == "huber" else F.mse_loss
         for step in range(cfg.gradient_steps):
+            if cfg.double_q:  # the online network changes every step, so pick the next action now
+                with torch.no_grad():
+                    next_action = self.q_network(next_obs[step]).argmax(-1, keepdim=True)
+                    next_q = next_q_target[step].gather(1, next_action).squeeze(1)
+                    td_targets[step] = rewards[step] + cfg.gamma * not_terminated[step] * next_q
             q_taken = self.q_network(obs[step]).gather(1, actions[step][:, None]).squeeze(1)
             td_loss = loss_fn(q_taken, td_targets[step])
             self.params.grad.zero_()

@@ -3,7 +3,7 @@
 The table maps a state key to ``n_actions`` values. The key is the observation's bytes
 (MiniGrid's ``vector`` repr holds position, direction and view, so it names the state), or,
 when ``bins`` is set, the bin indices of a discretised low-dimensional ``Box`` (CartPole).
-Unseen states have all-zero values, so the greedy action there is action 0.
+Unseen states take ``initial_value`` for every action, so the greedy action there is action 0.
 """
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ class QLearningConfig:
     """Step size of the tabular TD update."""
     gamma: float = 0.99
     """Discount factor."""
+    initial_value: float = 0.0
+    """Value of unseen state-actions; optimistic values (above any return) drive exploration."""
     exploration_fraction: float = 0.5
     """Fraction of the budget over which epsilon decays linearly."""
     exploration_initial_eps: float = 1.0
@@ -86,15 +88,15 @@ class QLearning:
         """The action values of ``key``, added to the table as zeros when new."""
         values = self.table.get(key)
         if values is None:
-            values = self.table[key] = np.zeros(self.n_actions)
+            values = self.table[key] = np.full(self.n_actions, self.config.initial_value)
         return values
 
     # ------------------------------------------------------------------ acting
     def act(self, observations: np.ndarray, greedy: bool = True) -> np.ndarray:
         """Greedy actions (unseen states: action 0; no RNG), or epsilon-greedy at the final epsilon."""
         observations = np.asarray(observations).reshape(-1, self.obs_dim)
-        zeros = np.zeros(self.n_actions)
-        actions = np.array([int(np.argmax(self.table.get(self.state_key(o), zeros))) for o in observations])
+        unseen = np.zeros(self.n_actions)  # argmax 0, as for any all-equal values
+        actions = np.array([int(np.argmax(self.table.get(self.state_key(o), unseen))) for o in observations])
         if not greedy:
             explore = self.rng.random(len(actions)) < self.config.exploration_final_eps
             actions[explore] = self.rng.integers(self.n_actions, size=int(explore.sum()))

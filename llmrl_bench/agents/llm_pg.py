@@ -1,0 +1,401 @@
+"""``llm_pg``: an LLM policy fine-tuned online with PPO, as in GLAM (Carta et al. 2023).
+
+The policy is a softmax over the candidate actions' summed token log-probabilities
+(``ActionScorer``); a value head (an MLP) reads the final hidden state of the prompt's last
+token. One file, one loop, CleanRL style: collect ``n_steps`` batched steps into
+preallocated storage ``(n_steps, n_envs)``, compute GAE with a visible reversed loop, then
+``n_epochs`` of clipped-PPO minibatch updates.
+
+What trains (``llm.finetune``):
+
+- ``head`` (default): the top ``llm.trained_layers`` decoder layers and the value head. The
+  frozen lower layers run once per prompt during collection and their output is kept, so
+  the update epochs run only the top layers.
+- ``lora``: LoRA adapters (peft) on every linear projection, and the value head.
+- ``full``: every weight, and the value head.
+
+Prompts are a pure function of the observation (see ``llm_policy``), so a rollout keeps one
+entry per distinct prompt (scores, value, lower hidden states) and a minibatch runs each of
+its distinct prompts once. Vector envs autoreset in NEXT_STEP mode, handled as in ``ppo.py``:
+the step after a done is stored with ``valid=False``, its observation is the episode's final
+one, so ``values[t + 1]`` bootstraps a truncated step ``t``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import gymnasium as gym
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from llmrl_bench.agents.base import EnvFactory, TrainingHooks
+from llmrl_bench.agents.llm_policy import (
+    FineTune,
+    LLMConfig,
+    LLMPolicy,
+    as_llm_config,
+    check_actions,
+    check_llm_config,
+    default_actions,
+    default_goal,
+    seeded_torch,
+)
+from llmrl_bench.agents.networks import mlp
+
+
+@dataclass
+class LLMPGConfig:
+    """PPO on an LLM policy; defaults are for the CPU (``finetune=head``, small rollouts)."""
+
+    _target_: str = "llmrl_bench.agents.llm_pg.LLMPG"
+    llm: LLMConfig = field(default_factory=LLMConfig)
+    """The language model, the policy temperature and what trains (``finetune``)."""
+    actions: Optional[list[str]] = None
+    """Candidate action strings, ``actions[i]`` naming env action ``i``; None: the env family's names (by action count)."""
+    goal: Optional[str] = None
+    """Goal line of the prompt; None: none for MiniGrid (the mission ends each observation), the task for CartPole."""
+    n_envs: int = 16
+    """Parallel envs; their prompts are scored as one batch."""
+    n_steps: int = 32
+    """Batched steps per rollout; a rollout holds ``n_steps * n_envs`` transitions."""
+    batch_size: int = 64
+    """Transitions per minibatch."""
+    n_epochs: int = 4
+    """Passes over each rollout."""
+    learning_rate: float = 1e-4
+    """Adam step size of the LLM weights that train."""
+    value_learning_rate: float = 1e-3
+    """Adam step size of the value head."""
+    anneal_lr: bool = False
+    """Decay both learning rates linearly to 0 over the budget."""
+    clip_range: float = 0.2
+    """PPO ratio clip."""
+    gamma: float = 0.99
+    """Discount factor."""
+    gae_lambda: float = 0.95
+    """GAE bias/variance trade-off."""
+    ent_coef: float = 0.01
+    """Weight of the entropy bonus."""
+    vf_coef: float = 0.5
+    """Weight of the value loss."""
+    max_grad_norm: float = 0.5
+    """Global gradient-norm clip over every trained parameter."""
+    value_net_arch: list[int] = field(default_factory=lambda: [256])
+    """Hidden layer sizes of the value head."""
+
+
+class LLMPG:
+    """GLAM's PPO fine-tuning of an LLM policy over candidate action strings."""
+
+    name = "llm_pg"
+    supported_reprs = ("text",)
+
+    def __init__(self, observation_space: gym.Space, action_space: gym.Space, seed: int, **hyperparameters: Any):
+        hyperparameters.pop("_target_", None)
+        hyperparameters["llm"] = as_llm_config(hyperparameters.get("llm", LLMConfig()))
+        self.config = LLMPGConfig(**hyperparameters)
+        self.config.value_net_arch = list(self.config.value_net_arch)
+        cfg = self.config
+        if cfg.llm.temperature <= 0:
+            raise ValueError(f"llm.temperature={cfg.llm.temperature} must be > 0 for llm_pg")
+        self.actions = list(cfg.actions) if cfg.actions is not None else default_actions(int(action_space.n))
+        check_actions(self.actions, action_space)
+        goal = cfg.goal if cfg.goal is not None else default_goal(self.actions)
+        self.seed = seed
+        self.policy = LLMPolicy(cfg.llm, self.actions, goal, seed, trainable=True)
+        self.rng = np.random.default_rng(seed)  # minibatch shuffling
+        self.value_head: torch.nn.Module | None = None  # built with the model, on first use
+        self.optimizer: torch.optim.Optimizer | None = None
+        self.global_step = 0
+
+    @staticmethod
+    def check_config(cfg: Any) -> None:
+        """One-line errors for a model that cannot load or an invalid ``llm`` setting."""
+        from llmrl_bench.runner import ConfigError
+
+        llm = as_llm_config(cfg.agent.llm)
+        check_llm_config(llm)
+        if llm.temperature <= 0:
+            raise ConfigError(f"agent.llm.temperature={llm.temperature} must be > 0 for llm_pg (it is the policy's softmax temperature)")
+
+    # ------------------------------------------------------------------ model
+    def _build(self) -> None:
+        """Load the model, choose what trains, build the value head and the optimizer (once)."""
+        if self.value_head is not None:
+            return
+        cfg, policy = self.config, self.policy
+        policy.ensure_loaded()
+        finetune = cfg.llm.finetune
+        with seeded_torch(self.seed):
+            if finetune == FineTune.lora:
+                from peft import LoraConfig, get_peft_model
+
+                from llmrl_bench.llm import ActionScorer
+
+                lora = LoraConfig(r=cfg.llm.lora_rank, lora_alpha=cfg.llm.lora_alpha, lora_dropout=0.0, target_modules="all-linear")
+                policy.model = get_peft_model(policy.model, lora)
+                policy.scorer = ActionScorer(policy.model, policy.tokenizer, counters=policy.scorer.counters)
+            hidden_size = policy.scorer.decoder.embed_tokens.embedding_dim
+            self.value_head = mlp(hidden_size, cfg.value_net_arch, 1, "tanh", orthogonal_init=True, out_gain=1.0)
+        self.value_head.to(policy.device)
+        model = policy.model
+        if finetune == FineTune.head:
+            split = policy.scorer._split(cfg.llm.trained_layers)  # validates trained_layers
+            model.requires_grad_(False)
+            for layer in policy.scorer.decoder.layers[split:]:
+                layer.requires_grad_(True)
+        elif finetune == FineTune.full:
+            model.requires_grad_(True)
+        model.eval()  # no dropout: the policy that collects is the policy that trains
+        self.llm_parameters = [p for p in model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.Adam(
+            [
+                {"params": self.llm_parameters, "lr": cfg.learning_rate},
+                {"params": list(self.value_head.parameters()), "lr": cfg.value_learning_rate},
+            ],
+            eps=1e-5,
+        )
+
+    def _forward(self, prompts: list[str], lower_rows: list[torch.Tensor] | None = None, keep_lower: bool = False):
+        """Scores (n, A), values (n,) and, if ``keep_lower``, each prompt's lower hidden states.
+
+        Grad follows the caller's mode. With ``finetune=head``, ``lower_rows`` (from an earlier
+        ``keep_lower`` call) replace the frozen layers: only the top layers run.
+        """
+        policy = self.policy
+        scorer, k = policy.scorer, self.config.llm.trained_layers
+        batch = scorer.encode(prompts, self.actions)
+        kept = None
+        with policy.compute():
+            if self.config.llm.finetune != FineTune.head:
+                output = scorer.forward(batch)
+            else:
+                if lower_rows is None:
+                    lower = scorer.forward_lower(batch, k)
+                else:
+                    lower = _repack(lower_rows, batch.input_ids.shape[1])
+                output = scorer.forward_upper(batch, lower, k)
+                if keep_lower:
+                    # A row's real tokens are its last (prompt length + candidate tokens) columns.
+                    real = batch.position_ids[:, batch.prompt_last] + batch.input_ids.shape[1] - batch.prompt_last
+                    kept = [lower[row, -int(n) :].clone() for row, n in enumerate(real)]
+        values = self.value_head(output.prompt_hidden.float()).squeeze(-1)
+        return output.scores.float(), values, kept
+
+    # ------------------------------------------------------------------ acting
+    def act(self, observations: Any, greedy: bool = True) -> np.ndarray:
+        """Argmax of the scores (greedy: no randomness), else a sample of softmax(scores / temperature)."""
+        self._build()
+        return self.policy.act(list(observations), greedy)
+
+    # ---------------------------------------------------------------- training
+    def learn(self, envs: EnvFactory, total_steps: int, hooks: TrainingHooks) -> None:
+        """Train until ``global_step >= total_steps`` (the last rollout is finished and used)."""
+        self._build()
+        cfg, policy = self.config, self.policy
+        num_steps, num_envs, temperature = cfg.n_steps, cfg.n_envs, cfg.llm.temperature
+        device = policy.device
+        vec_env = envs.make_vec(num_envs)
+
+        # Rollout storage, shapes (num_steps, num_envs); prompts index the rollout's distinct prompts.
+        prompt_index = np.zeros((num_steps, num_envs), np.int64)
+        actions = np.zeros((num_steps, num_envs), np.int64)
+        logprobs = np.zeros((num_steps, num_envs), np.float32)
+        rewards = np.zeros((num_steps, num_envs), np.float32)
+        terminateds = np.zeros((num_steps, num_envs), np.float32)
+        dones = np.zeros((num_steps, num_envs), np.float32)
+        values = np.zeros((num_steps, num_envs), np.float32)
+        valid = np.zeros((num_steps, num_envs), bool)
+        advantages = np.zeros((num_steps, num_envs), np.float32)
+
+        observations, _ = vec_env.reset(seed=self.seed)
+        autoreset = np.zeros(num_envs, bool)  # this env's next step() only resets it
+        episodic_return = np.zeros(num_envs)
+        episodic_length = np.zeros(num_envs, np.int64)
+        start_time, start_step = time.perf_counter(), self.global_step
+
+        while self.global_step < total_steps:
+            progress = self.global_step / total_steps
+            for group, base in zip(self.optimizer.param_groups, (cfg.learning_rate, cfg.value_learning_rate)):
+                group["lr"] = base * (1.0 - progress) if cfg.anneal_lr else base
+            rollout = _RolloutPrompts(self)
+
+            for step in range(num_steps):
+                index = rollout.index(policy.prompts(observations))
+                prompt_index[step] = index
+                valid[step] = ~autoreset
+                logits = rollout.scores[index] / temperature
+                action = torch.multinomial(logits.softmax(-1), 1, generator=policy.generator).squeeze(1)
+                actions[step] = action.numpy()
+                logprobs[step] = logits.log_softmax(-1).gather(1, action[:, None]).squeeze(1).numpy()
+                values[step] = rollout.values[index].numpy()
+
+                observations, reward, terminated, truncated, _ = vec_env.step(actions[step])
+                done = np.logical_or(terminated, truncated)
+                acted = num_envs - int(autoreset.sum())
+                self.global_step += acted
+                policy.env_steps += acted
+                episodic_return += reward
+                episodic_length += ~autoreset
+                rewards[step] = reward
+                terminateds[step] = terminated
+                dones[step] = done
+                for i in np.flatnonzero(done):
+                    hooks.on_episode(self.global_step, float(episodic_return[i]), int(episodic_length[i]))
+                    episodic_return[i], episodic_length[i] = 0.0, 0
+                autoreset = done
+                hooks.on_step(self.global_step)
+
+            # GAE: a reversed loop; ``dones`` cut the recursion, ``terminateds`` cut the bootstrap.
+            next_index = rollout.index(policy.prompts(observations))
+            next_value = rollout.values[next_index].numpy()
+            last_gae_lambda = np.zeros(num_envs, np.float32)
+            for t in reversed(range(num_steps)):
+                next_values = next_value if t == num_steps - 1 else values[t + 1]
+                delta = rewards[t] + cfg.gamma * next_values * (1.0 - terminateds[t]) - values[t]
+                last_gae_lambda = delta + cfg.gamma * cfg.gae_lambda * (1.0 - dones[t]) * last_gae_lambda
+                advantages[t] = last_gae_lambda
+            returns = advantages + values
+
+            valid_index = np.flatnonzero(valid.reshape(-1))
+            b_prompts = prompt_index.reshape(-1)
+            b_actions = torch.from_numpy(actions.reshape(-1)).to(device)
+            b_logprobs = torch.from_numpy(logprobs.reshape(-1)).to(device)
+            b_advantages = torch.from_numpy(advantages.reshape(-1)).to(device)
+            b_returns = torch.from_numpy(returns.reshape(-1)).to(device)
+
+            for epoch in range(cfg.n_epochs):
+                shuffled = self.rng.permutation(valid_index)
+                for start in range(0, len(shuffled), cfg.batch_size):
+                    mb_index = shuffled[start : start + cfg.batch_size]
+                    distinct, inverse = np.unique(b_prompts[mb_index], return_inverse=True)
+                    scores, new_values, _ = rollout.forward_with_grad(distinct)
+                    inverse = torch.from_numpy(inverse.reshape(-1)).to(device)
+                    mb = torch.from_numpy(mb_index).to(device)
+                    log_probs_all = (scores[inverse] / temperature).log_softmax(-1)
+                    new_logprob = log_probs_all.gather(1, b_actions[mb][:, None]).squeeze(1)
+                    new_value = new_values[inverse]
+
+                    mb_advantages = b_advantages[mb]
+                    if len(mb) > 1:
+                        mb_advantages = (mb_advantages - mb_advantages.mean()) / (mb_advantages.std() + 1e-8)
+                    log_ratio = new_logprob - b_logprobs[mb]
+                    ratio = log_ratio.exp()
+                    pg_loss = -torch.min(
+                        mb_advantages * ratio, mb_advantages * ratio.clamp(1 - cfg.clip_range, 1 + cfg.clip_range)
+                    ).mean()
+                    v_loss = F.mse_loss(new_value, b_returns[mb])
+                    entropy_loss = (log_probs_all.exp() * log_probs_all).sum(-1).mean()  # negative entropy
+                    loss = pg_loss + cfg.vf_coef * v_loss + cfg.ent_coef * entropy_loss
+
+                    self.optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    torch.nn.utils.clip_grad_norm_(self.llm_parameters + list(self.value_head.parameters()), cfg.max_grad_norm)
+                    self.optimizer.step()
+            policy.weights_changed()
+
+            with torch.no_grad():
+                approx_kl = ((ratio - 1) - log_ratio).mean().item()
+                clip_fraction = ((ratio - 1).abs() > cfg.clip_range).float().mean().item()
+            valid_values, valid_returns = values.reshape(-1)[valid_index], returns.reshape(-1)[valid_index]
+            return_var = np.var(valid_returns)
+            explained_var = np.nan if return_var == 0 else 1 - np.var(valid_returns - valid_values) / return_var
+            hooks.log(
+                self.global_step,
+                {
+                    "losses/policy_loss": pg_loss.item(),
+                    "losses/value_loss": v_loss.item(),
+                    "losses/entropy": -entropy_loss.item(),
+                    "losses/approx_kl": approx_kl,
+                    "losses/clip_fraction": clip_fraction,
+                    "losses/explained_variance": float(explained_var),
+                    "charts/learning_rate": self.optimizer.param_groups[0]["lr"],
+                    "charts/distinct_prompts": len(rollout.prompts),
+                    "charts/SPS": (self.global_step - start_step) / (time.perf_counter() - start_time),
+                    **policy.charts(),
+                },
+            )
+        vec_env.close()
+
+    def provenance(self) -> dict[str, float]:
+        """Compute spent in the LLM, backward passes included (see ``LLMPolicy.provenance``)."""
+        return self.policy.provenance()
+
+    # ------------------------------------------------------------- persistence
+    def save(self, path: Path) -> None:
+        """The trained LLM weights (only those that train) and the value head."""
+        self._build()
+        trained = {name: p.detach().cpu() for name, p in self.policy.model.named_parameters() if p.requires_grad}
+        meta = {"model": self.config.llm.model, "finetune": self.config.llm.finetune.value, "trained_layers": self.config.llm.trained_layers}
+        torch.save({"meta": meta, "llm": trained, "value_head": self.value_head.state_dict()}, path)
+
+    def load(self, path: Path) -> None:
+        self._build()
+        state = torch.load(path, weights_only=True)
+        meta = {"model": self.config.llm.model, "finetune": self.config.llm.finetune.value, "trained_layers": self.config.llm.trained_layers}
+        if state["meta"] != meta:
+            raise ValueError(f"{path} holds a policy for {state['meta']}, this agent is {meta}")
+        parameters = dict(self.policy.model.named_parameters())
+        with torch.no_grad():
+            for name, value in state["llm"].items():
+                parameters[name].copy_(value)
+        self.value_head.load_state_dict(state["value_head"])
+        self.policy.weights_changed()
+
+
+class _RolloutPrompts:
+    """The distinct prompts of one rollout with their scores, values and (``head``) lower hidden states.
+
+    Valid while the weights stay as they were at collection; a new rollout starts a new table.
+    Scores computed here also fill the policy's memo, so evaluation reuses them.
+    """
+
+    def __init__(self, agent: LLMPG):
+        self.agent = agent
+        self.prompts: list[str] = []
+        self.position: dict[str, int] = {}
+        self.lower: list[torch.Tensor] = []
+        self._scores: list[torch.Tensor] = []
+        self._values: list[torch.Tensor] = []
+        self.scores = torch.zeros((0, len(agent.actions)))
+        self.values = torch.zeros(0)
+
+    def index(self, prompts: list[str]) -> np.ndarray:
+        """Table positions of ``prompts``; new prompts run one batched forward (no grad)."""
+        new = list(dict.fromkeys(p for p in prompts if p not in self.position))
+        policy = self.agent.policy
+        policy.score_misses += len(new)
+        policy.score_hits += len(prompts) - len(new)
+        if new:
+            with torch.no_grad():
+                scores, values, lower = self.agent._forward(new, keep_lower=True)
+            for prompt in new:
+                self.position[prompt] = len(self.prompts)
+                self.prompts.append(prompt)
+            scores, values = scores.cpu(), values.cpu()
+            self._scores.append(scores)
+            self._values.append(values)
+            self.lower.extend(lower or [])
+            policy.scores.update(zip(new, scores))
+            self.scores, self.values = torch.cat(self._scores), torch.cat(self._values)
+        return np.array([self.position[p] for p in prompts], np.int64)
+
+    def forward_with_grad(self, positions: np.ndarray):
+        """Scores (n, A) and values (n,) of table entries ``positions``, tracked by autograd."""
+        prompts = [self.prompts[i] for i in positions]
+        lower = [self.lower[i] for i in positions] if self.lower else None
+        return self.agent._forward(prompts, lower_rows=lower)
+
+
+def _repack(rows: list[torch.Tensor], length: int) -> torch.Tensor:
+    """Right-aligned rows (real tokens only) in a zero-padded (len(rows), length, hidden) batch."""
+    hidden = rows[0].shape[-1]
+    batch = rows[0].new_zeros((len(rows), length, hidden))
+    for row, values in enumerate(rows):
+        batch[row, length - values.shape[0] :] = values
+    return batch

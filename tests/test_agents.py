@@ -1,0 +1,330 @@
+"""The classic agents meet the Agent protocol: build from config, train, save/load, determinism, learning.
+
+Environments here are built directly from Gymnasium (CartPole-v1) and Minigrid
+(MiniGrid-Empty-5x5-v0 flattened to a Box), so these tests need no other part of the suite.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+import minigrid  # noqa: F401  (registers the MiniGrid ids)
+from llmrl_bench.agents import AGENT_SCHEMAS
+from llmrl_bench.agents.base import Agent, NullHooks
+from llmrl_bench.config import CONFIG_DIR
+
+torch.set_num_threads(1)
+
+CARTPOLE_BINS = {"bins": [6, 6, 12, 12], "clip_low": [-2.4, -3.0, -0.21, -3.5], "clip_high": [2.4, 3.0, 0.21, 3.5]}
+
+#: Small settings so a few hundred steps exercise every part of each loop (updates included).
+FAST = {
+    "q_learning": {},
+    "dqn": {"learning_starts": 100, "train_freq": 50, "gradient_steps": 4, "batch_size": 16, "buffer_size": 200},
+    "reinforce": {"episodes_per_batch": 2},
+    "ppo": {"n_envs": 4, "n_steps": 16, "batch_size": 32, "n_epochs": 2},
+}
+
+
+# ---------------------------------------------------------------- environments
+class CartPoleEnvs:
+    """EnvFactory over plain CartPole-v1."""
+
+    observation_space = gym.spaces.Box(-np.inf, np.inf, (4,), np.float32)
+    action_space = gym.spaces.Discrete(2)
+
+    def make(self) -> gym.Env:
+        return gym.make("CartPole-v1")
+
+    def make_vec(self, num_envs: int) -> gym.vector.VectorEnv:
+        return gym.make_vec("CartPole-v1", num_envs, vectorization_mode="vector_entry_point")
+
+
+class FlatMiniGrid(gym.ObservationWrapper):
+    """MiniGrid's egocentric view and direction one-hot as one float32 vector."""
+
+    def __init__(self, env: gym.Env):
+        super().__init__(env)
+        self.observation_space = gym.spaces.Box(0.0, 255.0, (7 * 7 * 3 + 4,), np.float32)
+
+    def observation(self, observation) -> np.ndarray:
+        direction = np.eye(4, dtype=np.float32)[observation["direction"]]
+        return np.concatenate([observation["image"].reshape(-1).astype(np.float32), direction])
+
+
+class MiniGridEnvs:
+    """EnvFactory over MiniGrid-Empty-5x5-v0 (3 useful actions: left, right, forward)."""
+
+    observation_space = gym.spaces.Box(0.0, 255.0, (7 * 7 * 3 + 4,), np.float32)
+    action_space = gym.spaces.Discrete(3)
+
+    def make(self) -> gym.Env:
+        env = FlatMiniGrid(gym.make("MiniGrid-Empty-5x5-v0"))
+        env.action_space = self.action_space
+        return env
+
+    def make_vec(self, num_envs: int) -> gym.vector.VectorEnv:
+        return gym.vector.SyncVectorEnv(
+            [self.make for _ in range(num_envs)], autoreset_mode=gym.vector.AutoresetMode.NEXT_STEP
+        )
+
+
+class ThreeStepEnv(gym.Env):
+    """Every episode lasts exactly 3 steps with reward 1 per step (checks the autoreset handling)."""
+
+    observation_space = gym.spaces.Box(0.0, 3.0, (1,), np.float32)
+    action_space = gym.spaces.Discrete(2)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        return np.zeros(1, np.float32), {}
+
+    def step(self, action):
+        self.t += 1
+        return np.array([self.t], np.float32), 1.0, self.t == 3, False, {}
+
+
+class ThreeStepEnvs:
+    observation_space = ThreeStepEnv.observation_space
+    action_space = ThreeStepEnv.action_space
+
+    def make(self) -> gym.Env:
+        return ThreeStepEnv()
+
+    def make_vec(self, num_envs: int) -> gym.vector.VectorEnv:
+        return gym.vector.SyncVectorEnv(
+            [ThreeStepEnv for _ in range(num_envs)], autoreset_mode=gym.vector.AutoresetMode.NEXT_STEP
+        )
+
+
+ENVS = {"cartpole": CartPoleEnvs(), "minigrid": MiniGridEnvs()}
+
+
+class RecordingHooks(NullHooks):
+    def __init__(self):
+        self.steps: list[int] = []
+        self.episodes: list[tuple[int, float, int]] = []
+        self.logs: list[tuple[int, dict]] = []
+
+    def on_step(self, global_step: int) -> None:
+        self.steps.append(global_step)
+
+    def on_episode(self, global_step: int, episodic_return: float, episodic_length: int) -> None:
+        self.episodes.append((global_step, episodic_return, episodic_length))
+
+    def log(self, global_step: int, values: dict) -> None:
+        self.logs.append((global_step, values))
+
+
+def schema_name(agent: str) -> str:
+    return f"{agent}_schema"
+
+
+def make_agent(agent: str, env: str, seed: int = 0, **overrides):
+    """Build through Hydra from the agent's dataclass, as the runner does."""
+    hyperparameters = {**FAST[agent], **overrides}
+    if agent == "q_learning" and env == "cartpole":
+        hyperparameters.update(CARTPOLE_BINS)
+    cfg = OmegaConf.merge(OmegaConf.structured(AGENT_SCHEMAS[schema_name(agent)]), hyperparameters)
+    envs = ENVS[env]
+    return instantiate(cfg, observation_space=envs.observation_space, action_space=envs.action_space, seed=seed)
+
+
+def probe_observations(env: str, count: int = 64) -> np.ndarray:
+    """Observations from a fixed random rollout, to compare policies on."""
+    rng = np.random.default_rng(123)
+    environment = ENVS[env].make()
+    observation, _ = environment.reset(seed=123)
+    observations = []
+    for _ in range(count):
+        observations.append(observation)
+        observation, _, terminated, truncated, _ = environment.step(int(rng.integers(environment.action_space.n)))
+        if terminated or truncated:
+            observation, _ = environment.reset()
+    return np.stack(observations)
+
+
+def greedy_return(agent, make_env, episodes: int) -> float:
+    """Mean undiscounted return of the greedy policy over episodes seeded 10_000, 10_001, ..."""
+    returns = []
+    for episode in range(episodes):
+        env = make_env()
+        observation, _ = env.reset(seed=10_000 + episode)
+        total, done = 0.0, False
+        while not done:
+            action = agent.act(observation[None], greedy=True)[0]
+            observation, reward, terminated, truncated, _ = env.step(int(action))
+            total += float(reward)
+            done = terminated or truncated
+        returns.append(total)
+    return float(np.mean(returns))
+
+
+def rng_states(agent) -> list:
+    """Every RNG state an agent could consume, its own and the global ones."""
+    states = [np.random.get_state()[1].copy(), torch.get_rng_state()]
+    if hasattr(agent, "rng"):
+        states.append(str(agent.rng.bit_generator.state))
+    if hasattr(agent, "torch_rng"):
+        states.append(agent.torch_rng.get_state())
+    return states
+
+
+AGENTS = sorted(FAST)
+
+
+# ------------------------------------------------------------------------ tests
+@pytest.mark.parametrize("schema", sorted(AGENT_SCHEMAS))
+def test_schema_instantiates_agent(schema):
+    node = AGENT_SCHEMAS[schema]
+    assert dataclasses.is_dataclass(node)
+    agent_name = schema.removesuffix("_schema")
+    env = "minigrid"  # every agent takes the MiniGrid vector without bins
+    agent = instantiate(
+        OmegaConf.structured(node), observation_space=ENVS[env].observation_space, action_space=ENVS[env].action_space, seed=0
+    )
+    assert isinstance(agent, Agent)
+    assert agent.name == agent_name
+    assert "vector" in agent.supported_reprs
+    assert ("llm_embed" in agent.supported_reprs) == (agent_name != "q_learning")
+
+
+def test_schema_fields_have_one_line_docstrings():
+    for node in AGENT_SCHEMAS.values():
+        lines = [line.strip() for line in inspect.getsource(node).splitlines()]
+        for field in dataclasses.fields(node):
+            if field.name == "_target_":
+                continue
+            index = next(i for i, line in enumerate(lines) if line.startswith(f"{field.name}:"))
+            docstring = lines[index + 1]
+            assert docstring.startswith('"""') and docstring.endswith('"""') and len(docstring) > 6, field.name
+
+
+@pytest.mark.parametrize("agent", AGENTS)
+def test_agent_yaml_matches_schema(agent):
+    """conf/agent/<agent>.yaml names its schema and sets every field to a valid value."""
+    option = OmegaConf.load(CONFIG_DIR / "agent" / f"{agent}.yaml")
+    assert list(option.defaults) == [schema_name(agent), "_self_"]
+    values = {k: v for k, v in option.items() if k != "defaults"}
+    fields = {f.name for f in dataclasses.fields(AGENT_SCHEMAS[schema_name(agent)])} - {"_target_"}
+    assert set(values) == fields
+    OmegaConf.merge(OmegaConf.structured(AGENT_SCHEMAS[schema_name(agent)]), values)  # types check
+
+
+@pytest.mark.parametrize("path", sorted((CONFIG_DIR / "hparams").glob("*.yaml")), ids=lambda p: p.stem)
+def test_hparams_files_override_known_fields(path):
+    text = path.read_text()
+    assert text.startswith("# @package _global_")
+    option = OmegaConf.load(path)
+    agent = next(a for a in AGENTS if path.stem.startswith(f"{a}_"))
+    OmegaConf.merge(OmegaConf.structured(AGENT_SCHEMAS[schema_name(agent)]), option.get("agent", {}))
+    assert option.budget.env_steps > 0
+
+
+@pytest.mark.parametrize("env", sorted(ENVS))
+@pytest.mark.parametrize("agent", AGENTS)
+def test_train_is_deterministic_and_save_load_keeps_policy(agent, env, tmp_path):
+    total_steps = 300
+    runs = []
+    for _ in range(2):
+        learner = make_agent(agent, env, seed=3)
+        hooks = RecordingHooks()
+        learner.learn(ENVS[env], total_steps, hooks)
+        runs.append((learner, hooks))
+    (first, first_hooks), (second, second_hooks) = runs
+
+    # on_step after every env step, monotone, up to the budget
+    steps = first_hooks.steps
+    assert steps == sorted(set(steps)) and steps[-1] >= total_steps
+    if agent == "ppo":
+        n_envs = first.config.n_envs
+        assert np.all(np.diff(steps) <= n_envs) and steps[-1] < total_steps + n_envs * first.config.n_steps
+    else:
+        assert steps == list(range(1, total_steps + 1))
+    assert first_hooks.episodes, "no episode ended in 300 steps"
+    assert all(key.split("/")[0] in ("losses", "charts") for _, values in first_hooks.logs for key in values)
+
+    # same seed, same everything
+    probe = probe_observations(env)
+    assert first_hooks.episodes == second_hooks.episodes
+    assert first_hooks.steps == second_hooks.steps
+    np.testing.assert_array_equal(first.act(probe), second.act(probe))
+
+    # save -> load into a differently seeded agent gives the same greedy policy
+    path = tmp_path / "policy.pt"
+    first.save(path)
+    restored = make_agent(agent, env, seed=99)
+    restored.load(path)
+    actions = first.act(probe)
+    assert actions.dtype == np.int64 and actions.shape == (len(probe),)
+    np.testing.assert_array_equal(restored.act(probe), actions)
+
+
+@pytest.mark.parametrize("agent", AGENTS)
+def test_greedy_act_uses_no_randomness(agent):
+    learner = make_agent(agent, "cartpole", seed=0)
+    learner.learn(ENVS["cartpole"], 200, NullHooks())
+    probe = probe_observations("cartpole")
+    before = rng_states(learner)
+    actions = learner.act(probe, greedy=True)
+    after = rng_states(learner)
+    for a, b in zip(before, after):
+        if isinstance(a, torch.Tensor):
+            assert torch.equal(a, b)
+        else:
+            assert np.array_equal(a, b) if isinstance(a, np.ndarray) else a == b
+    np.testing.assert_array_equal(learner.act(probe, greedy=True), actions)
+    sampled = learner.act(probe, greedy=False)
+    assert sampled.shape == actions.shape and set(sampled.tolist()) <= {0, 1}
+
+
+@pytest.mark.parametrize("agent", AGENTS)
+def test_state_dict_resumes_identically(agent):
+    """Training state round-trips: a copy restored mid-run continues exactly like the original."""
+    original = make_agent(agent, "cartpole", seed=5)
+    original.learn(ENVS["cartpole"], 200, NullHooks())
+    copy = make_agent(agent, "cartpole", seed=6)
+    copy.load_state_dict(original.state_dict())
+    assert copy.global_step == original.global_step
+    probe = probe_observations("cartpole")
+    np.testing.assert_array_equal(copy.act(probe, greedy=False), original.act(probe, greedy=False))
+    np.testing.assert_array_equal(copy.act(probe), original.act(probe))
+
+
+@pytest.mark.parametrize("agent", ["ppo", "reinforce", "dqn", "q_learning"])
+def test_episode_accounting_with_autoreset(agent):
+    """Episodes of exactly 3 steps are reported as such; autoreset steps are not counted."""
+    learner = instantiate(
+        OmegaConf.merge(OmegaConf.structured(AGENT_SCHEMAS[schema_name(agent)]), FAST[agent]),
+        observation_space=ThreeStepEnvs.observation_space, action_space=ThreeStepEnvs.action_space, seed=0,
+    )
+    hooks = RecordingHooks()
+    learner.learn(ThreeStepEnvs(), 120, hooks)
+    assert {(ret, length) for _, ret, length in hooks.episodes} == {(3.0, 3)}
+    assert hooks.steps[-1] - 3 * len(hooks.episodes) < 3 * getattr(learner.config, "n_envs", 1)
+
+
+def test_ppo_learns_cartpole():
+    """20k steps of PPO at its CartPole defaults clearly beat a random policy (about 22)."""
+    cfg = OmegaConf.structured(AGENT_SCHEMAS["ppo_schema"])
+    envs = CartPoleEnvs()
+    agent = instantiate(cfg, observation_space=envs.observation_space, action_space=envs.action_space, seed=0)
+    agent.learn(envs, 20_000, NullHooks())
+    assert greedy_return(agent, envs.make, episodes=5) >= 150
+
+
+def test_q_learning_learns_empty_minigrid():
+    """Tabular Q-learning solves MiniGrid-Empty-5x5 (optimal return about 0.95) in 5k steps."""
+    agent = make_agent("q_learning", "minigrid", seed=0, exploration_fraction=0.5)
+    agent.learn(ENVS["minigrid"], 5_000, NullHooks())
+    assert greedy_return(agent, ENVS["minigrid"].make, episodes=5) >= 0.9

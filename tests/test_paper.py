@@ -1,0 +1,217 @@
+"""The paper build (``paper/build.py``) on a small results set made by the real runner.
+
+The runs are made once per module (``debug=smoke``: 12 runs, about 30 s on 2 cores); the
+build itself is checked for every output file, non-empty figures, reported invalid files
+and byte-identical rebuilds. Selection and reproduction rules are checked on hand-built
+records.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from matplotlib.image import imread
+
+from llmrl_bench import stats
+from llmrl_bench.metrics import HEADLINE_METRICS
+from llmrl_bench.results import RunResult
+from paper import build as paper_build
+from paper import reproductions
+from tests.conftest import REPO, run_cli
+
+ENVS = ("cartpole", "maze")
+FIGURES = (
+    *(f"learning_curves_{env}" for env in ENVS),
+    *(f"aggregate_{metric}" for metric in HEADLINE_METRICS),
+    "performance_profiles",
+    "probability_of_improvement",
+    "generalization",
+    "return_vs_llm_compute",
+)
+TABLES = ("metrics", "aggregates", "runtime", "protocol", "reproduce_rlzoo_cartpole", "reproduce_rlzoo_minigrid")
+BROKEN = Path("runs") / "broken" / "result.json"
+
+
+@pytest.fixture(scope="module")
+def results_dir(tmp_path_factory) -> Path:
+    """Real smoke runs of DQN and PPO on CartPole and the mazes, 3 seeds, plus one truncated file."""
+    root = tmp_path_factory.mktemp("paper_results")
+    made = run_cli(
+        "-m", "agent=dqn,ppo", "env=cartpole,maze", "seed=0-2", "debug=smoke",
+        f"results_dir={root / 'results'}", f"hydra.sweep.dir={root / 'multirun'}",
+    )
+    assert made.returncode == 0, made.stderr[-3000:]
+    broken = root / "results" / BROKEN
+    broken.parent.mkdir(parents=True)
+    broken.write_text('{"run_id": "trunc')
+    return root / "results"
+
+
+@pytest.fixture(scope="module")
+def built(results_dir, tmp_path_factory):
+    """One in-process build: (out dir, report, logged lines)."""
+    out = tmp_path_factory.mktemp("paper_out")
+    lines: list[str] = []
+    report = paper_build.build(results_dir, out, log=lines.append)
+    return out, report, lines
+
+
+def test_build_writes_every_figure_and_table(built):
+    out, report, _ = built
+    expected = {out / "figures" / f"{name}.{fmt}" for name in FIGURES for fmt in ("png", "pdf")}
+    expected |= {out / "tables" / f"{name}.{fmt}" for name in TABLES for fmt in ("md", "tex")}
+    expected |= {out / "README.md", out / "main.tex"}
+    assert {path for path in expected if not path.is_file() or path.stat().st_size == 0} == set()
+    assert set(report.files) == expected
+    readme, main_tex = (out / "README.md").read_text(), (out / "main.tex").read_text()
+    for name in FIGURES:
+        assert f"(figures/{name}.png)" in readme
+        assert f"figures/{name}.pdf" in main_tex
+    for name in TABLES:
+        assert (out / "tables" / f"{name}.md").read_text() in readme
+        assert rf"\input{{tables/{name}.tex}}" in main_tex
+
+
+def test_no_figure_is_empty(built):
+    out, _, _ = built
+    for name in FIGURES:
+        image = imread(out / "figures" / f"{name}.png")
+        height, width = image.shape[:2]
+        assert height >= 200 and width >= 300, name
+        pixels = image[..., :3].reshape(-1, 3)
+        assert len(np.unique(pixels, axis=0)) > 10, f"{name} is (nearly) a single colour"
+        assert np.mean(np.any(pixels < 0.9, axis=1)) > 0.005, f"{name} has almost nothing drawn"
+        assert (out / "figures" / f"{name}.pdf").read_bytes().startswith(b"%PDF")
+
+
+def test_tables_report_every_cell_with_cis(built):
+    out, report, _ = built
+    assert [(c.env, c.agent, c.repr, len(c.runs)) for c in report.cells] == [
+        (env, agent, "vector", 3) for env in ENVS for agent in ("dqn", "ppo")
+    ]
+    metrics = (out / "tables" / "metrics.md").read_text()
+    for env in ENVS:
+        for agent in ("dqn", "ppo"):
+            assert f"| {env} | {agent} | vector | 3 | 512 |" in metrics
+    assert metrics.count("[") >= 4 * 4  # one CI per metric and cell
+    assert report.tasks == list(ENVS) and report.algorithms == ["dqn/vector", "ppo/vector"]
+    assert r"\toprule" in (out / "tables" / "metrics.tex").read_text()
+
+
+def test_invalid_result_file_is_reported_and_not_used(built, results_dir):
+    out, report, lines = built
+    assert report.num_results == 12
+    assert any(str(results_dir / BROKEN) in line and "not valid JSON" in line for line in lines)
+    assert f"invalid result file `{BROKEN}`" in (out / "README.md").read_text()
+    runtime_total = (out / "tables" / "runtime.md").read_text().splitlines()[-1]
+    assert runtime_total.startswith("| all |  |  | 12 |")
+
+
+def test_reproduction_rows_without_matching_runs_say_not_run(built):
+    out, _, _ = built
+    for name in ("reproduce_rlzoo_cartpole", "reproduce_rlzoo_minigrid"):
+        table = (out / "tables" / f"{name}.md").read_text()
+        assert table.count("| not run |") == 2, table
+        assert "not run" in (out / "tables" / f"{name}.tex").read_text()
+
+
+def test_llm_compute_figure_says_no_llm_runs(built):
+    fig = paper_build.compute_figure(built[1].cells, n_resamples=10)
+    assert any("no LLM runs in results/" in text.get_text() for text in fig.axes[0].texts)
+
+
+def test_rebuild_through_the_cli_is_byte_identical(built, results_dir, tmp_path):
+    out, _, _ = built
+    rebuilt = tmp_path / "paper"
+    done = subprocess.run(
+        [sys.executable, "-m", "paper.build", "--results", str(results_dir), "--out", str(rebuilt)],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "invalid result file (not used)" in done.stderr
+    first = sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file())
+    second = sorted(p.relative_to(rebuilt) for p in rebuilt.rglob("*") if p.is_file())
+    assert first == second
+    differing = [str(p) for p in first if (out / p).read_bytes() != (rebuilt / p).read_bytes()]
+    assert differing == []  # tables and documents, and PNG and PDF figures too
+
+
+def test_build_is_fast(built):
+    assert built[1].seconds < 60
+
+
+# ----------------------------------------------------------------- hand-built records
+
+
+def record(agent="ppo", env="cartpole", seed=0, value=500.0, env_steps=100_000, sweep="default", lr=1e-3):
+    """A minimal completed run: one cumulative reward, a two-point curve."""
+    config = {
+        "agent": {"_target_": agent, "learning_rate": lr},
+        "env": {"name": env},
+        "repr": {"name": "vector"},
+        "budget": {"env_steps": env_steps, "num_evals": 1, "eval_episodes": 10, "held_out_episodes": 10},
+        "seed": seed,
+    }
+    metrics = {name: value for name in HEADLINE_METRICS} | {
+        f"{name}_normalized": value / 500 for name in ("cumulative_reward", "policy_stability", "generalization")
+    }
+    curve = [{"step": s, "train_return": value, "held_out_return": value, "held_out": {}} for s in (0, env_steps)]
+    return RunResult(
+        run_id=f"{agent}-{env}-{env_steps}-{lr}-{seed}", agent=agent, env=env, repr="vector", seed=seed,
+        config=config, metrics=metrics, curve=curve, sweep=sweep,
+        provenance={"wall_seconds": 1.0, "env_steps": env_steps, "env_steps_per_second": 1.0, "peak_memory_mb": 1.0},
+        env_info={"score_range": [0.0, 500.0]},
+    )
+
+
+def test_reproduction_matches_agent_env_and_budget_not_sweep():
+    table = reproductions.PublishedTable(
+        "reproduce_rlzoo_cartpole", "CartPole",
+        (reproductions.PublishedRow("ppo", "cartpole", "CartPole-v1", 100_000, 500.0, 0.0),
+         reproductions.PublishedRow("dqn", "cartpole", "CartPole-v1", 50_000, 500.0, 0.0)),
+    )
+    values = [500.0, 480.0, 10.0, 500.0, 495.0]
+    runs = [record(seed=s, value=v, sweep="cartpole_classic") for s, v in enumerate(values)]
+    runs += [record(seed=s, value=1.0, env_steps=5_000) for s in range(8)]  # another budget: never matches
+    runs += [record(agent="dqn", seed=0, env_steps=100_000)]  # dqn at the wrong budget
+    ppo, dqn = reproductions.reproduce(runs, table, n_resamples=200)
+    assert ppo.seeds == (0, 1, 2, 3, 4) and ppo.sweeps == ("cartpole_classic",)
+    assert ppo.estimate.point == pytest.approx(stats.iqm(np.array(values)[:, None]))
+    assert dqn.estimate is None and dqn.seeds == ()
+
+
+def test_reproduction_prefers_the_tables_own_sweep():
+    row = reproductions.PublishedRow("ppo", "cartpole", "CartPole-v1", 100_000, 500.0, 0.0)
+    runs = [record(seed=s, lr=1e-3, sweep="other") for s in range(10)]
+    runs += [record(seed=s, lr=3e-4, sweep="reproduce_rlzoo_cartpole") for s in range(3)]
+    chosen = reproductions.matching_runs(runs, row, "reproduce_rlzoo_cartpole")
+    assert [r.config["agent"]["learning_rate"] for r in chosen] == [3e-4] * 3
+
+
+def test_select_cells_keeps_the_configuration_with_most_seeds():
+    runs = [record(seed=s, env_steps=100_000) for s in range(5)] + [record(seed=s, env_steps=512) for s in range(3)]
+    selection = paper_build.select_cells(runs)
+    (cell,) = selection.cells
+    assert cell.seeds == [0, 1, 2, 3, 4] and cell.budget["env_steps"] == 100_000
+    assert len(selection.notes) == 1 and "3 run(s) of another configuration (512 env steps" in selection.notes[0]
+
+
+def test_comparison_tasks_keep_the_most_algorithm_env_cells():
+    runs = [record(agent=a, env=e) for a in ("a", "b") for e in ("x", "y")] + [record(agent="c", env="x")]
+    cells = paper_build.select_cells(runs).cells
+    assert paper_build.comparison_tasks(cells) == (["x", "y"], ["a/vector", "b/vector"])
+    scores, counts = paper_build.score_matrices(cells, ["x", "y"], ["a/vector"], "cumulative_reward_normalized")
+    assert scores["a/vector"].shape == (1, 2) and counts == {"a/vector": 1}
+
+
+def test_number_formats():
+    assert paper_build.fmt(500.0) == "500.0"
+    assert paper_build.fmt(0.9641) == "0.964"
+    assert paper_build.fmt(None) == "–"
+    assert paper_build.fmt_estimate(stats.IntervalEstimate(10.5, 9.0, 13.0)) == "10.50 [9.00, 13.00]"
+    assert paper_build.fmt_seeds([0, 1, 2, 3]) == "0–3 (4)"
+    assert paper_build.latex_escape("a_b ± 1") == r"a\_b $\pm$ 1"
