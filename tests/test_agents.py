@@ -132,9 +132,8 @@ def schema_name(agent: str) -> str:
 
 def make_agent(agent: str, env: str, seed: int = 0, **overrides):
     """Build through Hydra from the agent's dataclass, as the runner does."""
-    hyperparameters = {**FAST[agent], **overrides}
-    if agent == "q_learning" and env == "cartpole":
-        hyperparameters.update(CARTPOLE_BINS)
+    bins = CARTPOLE_BINS if agent == "q_learning" and env == "cartpole" else {}
+    hyperparameters = {**FAST[agent], **bins, **overrides}
     cfg = OmegaConf.merge(OmegaConf.structured(AGENT_SCHEMAS[schema_name(agent)]), hyperparameters)
     envs = ENVS[env]
     return instantiate(cfg, observation_space=envs.observation_space, action_space=envs.action_space, seed=seed)
@@ -253,6 +252,7 @@ def test_train_is_deterministic_and_save_load_keeps_policy(agent, env, tmp_path)
         assert steps == list(range(1, total_steps + 1))
     assert first_hooks.episodes, "no episode ended in 300 steps"
     assert all(key.split("/")[0] in ("losses", "charts") for _, values in first_hooks.logs for key in values)
+    assert all(np.isfinite(value) for _, values in first_hooks.logs for value in values.values())
 
     # same seed, same everything
     probe = probe_observations(env)
@@ -268,6 +268,13 @@ def test_train_is_deterministic_and_save_load_keeps_policy(agent, env, tmp_path)
     actions = first.act(probe)
     assert actions.dtype == np.int64 and actions.shape == (len(probe),)
     np.testing.assert_array_equal(restored.act(probe), actions)
+
+
+def test_q_learning_needs_bins_for_continuous_observations():
+    from llmrl_bench.agents.q_learning import QLearning
+
+    with pytest.raises(ValueError, match="bins"):
+        QLearning(CartPoleEnvs.observation_space, CartPoleEnvs.action_space, seed=0)
 
 
 @pytest.mark.parametrize("agent", AGENTS)

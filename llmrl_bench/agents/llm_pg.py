@@ -39,10 +39,8 @@ from llmrl_bench.agents.llm_policy import (
     LLMConfig,
     LLMPolicy,
     as_llm_config,
-    check_actions,
+    candidate_actions,
     check_llm_config,
-    default_actions,
-    default_goal,
     seeded_torch,
 )
 from llmrl_bench.agents.networks import mlp
@@ -56,7 +54,9 @@ class LLMPGConfig:
     llm: LLMConfig = field(default_factory=LLMConfig)
     """The language model, the policy temperature and what trains (``finetune``)."""
     actions: Optional[list[str]] = None
-    """Candidate action strings, ``actions[i]`` naming env action ``i``; None: the env family's names (by action count)."""
+    """Candidate action strings, in the order the prompt lists them; None: the env family's names, in env order."""
+    action_ids: Optional[list[int]] = None
+    """The env action of each candidate; None: ``0..len(actions)-1``."""
     goal: Optional[str] = None
     """Goal line of the prompt; None: none for MiniGrid (the mission ends each observation), the task for CartPole."""
     n_envs: int = 16
@@ -103,11 +103,9 @@ class LLMPG:
         cfg = self.config
         if cfg.llm.temperature <= 0:
             raise ValueError(f"llm.temperature={cfg.llm.temperature} must be > 0 for llm_pg")
-        self.actions = list(cfg.actions) if cfg.actions is not None else default_actions(int(action_space.n))
-        check_actions(self.actions, action_space)
-        goal = cfg.goal if cfg.goal is not None else default_goal(self.actions)
+        self.actions, action_ids, goal = candidate_actions(cfg.actions, cfg.action_ids, cfg.goal, action_space)
         self.seed = seed
-        self.policy = LLMPolicy(cfg.llm, self.actions, goal, seed, trainable=True)
+        self.policy = LLMPolicy(cfg.llm, self.actions, action_ids, goal, seed, trainable=True)
         self.rng = np.random.default_rng(seed)  # minibatch shuffling
         self.value_head: torch.nn.Module | None = None  # built with the model, on first use
         self.optimizer: torch.optim.Optimizer | None = None
@@ -202,7 +200,8 @@ class LLMPG:
         device = policy.device
         vec_env = envs.make_vec(num_envs)
 
-        # Rollout storage, shapes (num_steps, num_envs); prompts index the rollout's distinct prompts.
+        # Rollout storage, shapes (num_steps, num_envs); prompts index the rollout's distinct
+        # prompts, actions are candidate indices (``policy.action_ids`` maps them to env actions).
         prompt_index = np.zeros((num_steps, num_envs), np.int64)
         actions = np.zeros((num_steps, num_envs), np.int64)
         logprobs = np.zeros((num_steps, num_envs), np.float32)
@@ -235,7 +234,7 @@ class LLMPG:
                 logprobs[step] = logits.log_softmax(-1).gather(1, action[:, None]).squeeze(1).numpy()
                 values[step] = rollout.values[index].numpy()
 
-                observations, reward, terminated, truncated, _ = vec_env.step(actions[step])
+                observations, reward, terminated, truncated, _ = vec_env.step(policy.action_ids[actions[step]])
                 done = np.logical_or(terminated, truncated)
                 acted = num_envs - int(autoreset.sum())
                 self.global_step += acted

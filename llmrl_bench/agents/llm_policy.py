@@ -15,7 +15,6 @@ most steps cost no forward pass; the counters record only forwards actually run.
 from __future__ import annotations
 
 import contextlib
-import time
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -167,15 +166,19 @@ class LLMPolicy:
 
     Args:
         llm: the ``llm`` config.
-        actions: candidate action strings; ``actions[i]`` is env action ``i``.
+        actions: candidate action strings, in the order the prompt lists them.
+        action_ids: the env action of each candidate.
         goal: the prompt's goal line (``""``: none).
         seed: seeds the sampling generator.
         trainable: load a private copy of the weights (``load_model(cached=False)``).
     """
 
-    def __init__(self, llm: LLMConfig, actions: Sequence[str], goal: str, seed: int, trainable: bool = False):
+    def __init__(
+        self, llm: LLMConfig, actions: Sequence[str], action_ids: Sequence[int], goal: str, seed: int, trainable: bool = False
+    ):
         self.llm = llm
         self.actions = list(actions)
+        self.action_ids = np.asarray(action_ids, np.int64)
         self.goal = goal
         self.trainable = trainable
         self.generator = torch.Generator().manual_seed(seed)
@@ -248,15 +251,16 @@ class LLMPolicy:
         return scores.float().cpu()
 
     def choose(self, scores: torch.Tensor, greedy: bool) -> np.ndarray:
-        """Argmax of ``scores`` (greedy or temperature 0), else a sample of softmax(scores / temperature)."""
+        """Candidate indices: argmax of ``scores`` (greedy or temperature 0), else a sample of softmax(scores / temperature)."""
         if greedy or self.llm.temperature == 0:
             return scores.argmax(-1).numpy().astype(np.int64)
         probs = (scores / self.llm.temperature).softmax(-1)
         return torch.multinomial(probs, 1, generator=self.generator).squeeze(1).numpy().astype(np.int64)
 
     def act(self, observations: Sequence[str], greedy: bool = True) -> np.ndarray:
+        """Env actions for a batch of text observations."""
         self.env_steps += len(observations)
-        return self.choose(self.score(self.prompts(observations)), greedy)
+        return self.action_ids[self.choose(self.score(self.prompts(observations)), greedy)]
 
     # ------------------------------------------------------------- accounting
     def provenance(self) -> dict[str, float]:
@@ -277,19 +281,21 @@ class LLMPolicy:
         return {f"charts/{key}": float(value) for key, value in self.provenance().items()}
 
 
-def check_actions(actions: Sequence[str], action_space: gym.Space) -> None:
-    """``actions`` name env actions ``0..len(actions)-1``; it may leave later actions out."""
+def candidate_actions(
+    actions: Sequence[str] | None, action_ids: Sequence[int] | None, goal: str | None, action_space: gym.Space
+) -> tuple[list[str], list[int], str]:
+    """The prompt's candidate strings, the env action of each, and the goal line, defaults filled in.
+
+    ``actions`` None: the env family's names in env order (by action count). ``action_ids``
+    None: ``0..len(actions)-1``. A subset or another order of the env's actions is allowed.
+    """
     if not isinstance(action_space, gym.spaces.Discrete) or int(action_space.start) != 0:
         raise TypeError(f"LLM agents need a Discrete(n) action space starting at 0, got {action_space}")
-    if not 0 < len(actions) <= int(action_space.n) or len(set(actions)) != len(actions):
-        raise ValueError(f"actions={list(actions)} must be 1..{int(action_space.n)} distinct strings")
-
-
-class Timer:
-    """Seconds since construction."""
-
-    def __init__(self) -> None:
-        self.start = time.perf_counter()
-
-    def __call__(self) -> float:
-        return time.perf_counter() - self.start
+    n = int(action_space.n)
+    actions = list(actions) if actions is not None else default_actions(n)
+    action_ids = list(action_ids) if action_ids is not None else list(range(len(actions)))
+    if not actions or len(set(actions)) != len(actions):
+        raise ValueError(f"actions={actions} must be distinct, non-empty strings")
+    if len(action_ids) != len(actions) or len(set(action_ids)) != len(action_ids) or not all(0 <= i < n for i in action_ids):
+        raise ValueError(f"action_ids={action_ids} must be {len(actions)} distinct env actions in 0..{n - 1}, one per action")
+    return actions, action_ids, goal if goal is not None else default_goal(actions)

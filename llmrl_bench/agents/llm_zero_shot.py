@@ -21,10 +21,8 @@ from llmrl_bench.agents.llm_policy import (
     LLMConfig,
     LLMPolicy,
     as_llm_config,
-    check_actions,
+    candidate_actions,
     check_llm_config,
-    default_actions,
-    default_goal,
 )
 
 
@@ -36,7 +34,9 @@ class LLMZeroShotConfig:
     llm: LLMConfig = field(default_factory=lambda: LLMConfig(temperature=0.0))
     """The language model and its sampling temperature (``finetune`` is unused)."""
     actions: Optional[list[str]] = None
-    """Candidate action strings, ``actions[i]`` naming env action ``i``; None: the env family's names (by action count)."""
+    """Candidate action strings, in the order the prompt lists them; None: the env family's names, in env order."""
+    action_ids: Optional[list[int]] = None
+    """The env action of each candidate; None: ``0..len(actions)-1``."""
     goal: Optional[str] = None
     """Goal line of the prompt; None: none for MiniGrid (the mission ends each observation), the task for CartPole."""
     n_envs: int = 16
@@ -56,11 +56,9 @@ class LLMZeroShot:
         hyperparameters["llm"] = as_llm_config(hyperparameters.get("llm", LLMConfig(temperature=0.0)))
         self.config = LLMZeroShotConfig(**hyperparameters)
         cfg = self.config
-        self.actions = list(cfg.actions) if cfg.actions is not None else default_actions(int(action_space.n))
-        check_actions(self.actions, action_space)
-        goal = cfg.goal if cfg.goal is not None else default_goal(self.actions)
+        self.actions, action_ids, goal = candidate_actions(cfg.actions, cfg.action_ids, cfg.goal, action_space)
         self.seed = seed
-        self.policy = LLMPolicy(cfg.llm, self.actions, goal, seed)
+        self.policy = LLMPolicy(cfg.llm, self.actions, action_ids, goal, seed)
         self.global_step = 0
 
     @staticmethod
@@ -106,7 +104,8 @@ class LLMZeroShot:
 
     def save(self, path: Path) -> None:
         """No weights change: the file names the model and the prompt parts."""
-        state = {"model": self.config.llm.model, "actions": self.actions, "goal": self.policy.goal}
+        policy = self.policy
+        state = {"model": self.config.llm.model, "actions": policy.actions, "action_ids": policy.action_ids.tolist(), "goal": policy.goal}
         Path(path).write_text(json.dumps(state, indent=2))
 
     def load(self, path: Path) -> None:
@@ -114,5 +113,6 @@ class LLMZeroShot:
         if state["model"] != self.config.llm.model:
             raise ValueError(f"{path} holds a policy of llm.model={state['model']!r}, not {self.config.llm.model!r}")
         self.actions = self.policy.actions = list(state["actions"])
+        self.policy.action_ids = np.asarray(state["action_ids"], np.int64)
         self.policy.goal = state["goal"]
         self.policy.weights_changed()

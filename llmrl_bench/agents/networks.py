@@ -34,6 +34,16 @@ def obs_batch(observations: np.ndarray, obs_dim: int) -> torch.Tensor:
     return torch.from_numpy(array)
 
 
+def sample_categorical(log_probs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """One action per row of ``(batch, n)`` log-probabilities, by inverse-CDF sampling.
+
+    Same distribution as ``torch.multinomial``, which costs ~70us per call on small batches.
+    """
+    uniform = torch.rand(log_probs.shape[0], 1, generator=generator)
+    below = (log_probs.exp().cumsum(-1) < uniform).sum(-1)
+    return below.clamp_(max=log_probs.shape[-1] - 1)  # guards float round-off in the last bin
+
+
 def mlp(
     in_dim: int,
     hidden: Sequence[int],

@@ -29,6 +29,7 @@ from llmrl_bench.agents.networks import (
     mlp,
     num_actions,
     obs_batch,
+    sample_categorical,
     seeded_torch,
 )
 
@@ -115,8 +116,7 @@ class PPO:
         logits = self.actor(obs_batch(obs, self.obs_dim))
         if greedy:
             return logits.argmax(-1).numpy().astype(np.int64)
-        probs = logits.softmax(-1)
-        return torch.multinomial(probs, 1, generator=self.torch_rng).squeeze(1).numpy().astype(np.int64)
+        return sample_categorical(logits.log_softmax(-1), self.torch_rng).numpy().astype(np.int64)
 
     # ---------------------------------------------------------------- training
     def learn(self, envs: EnvFactory, total_steps: int, hooks: TrainingHooks) -> None:
@@ -162,11 +162,11 @@ class PPO:
                 valid[step] = ~autoreset
                 with torch.inference_mode():
                     obs_tensor = torch.from_numpy(obs[step])
-                    logits = self.actor(obs_tensor)
-                    action = torch.multinomial(logits.softmax(-1), 1, generator=self.torch_rng).squeeze(1)
-                    logprobs[step] = logits.log_softmax(-1).gather(1, action[:, None]).squeeze(1).numpy()
-                    values[step] = self.critic(obs_tensor).squeeze(1).numpy()
-                actions[step] = action.numpy()
+                    log_probs_all = self.actor(obs_tensor).log_softmax(-1)
+                    action = sample_categorical(log_probs_all, self.torch_rng)
+                    logprobs[step] = log_probs_all.gather(1, action[:, None]).numpy()[:, 0]
+                    values[step] = self.critic(obs_tensor).numpy()[:, 0]
+                    actions[step] = action.numpy()
 
                 next_obs, reward, terminated, truncated, _ = vec_env.step(actions[step])
                 raw_obs = np.asarray(next_obs, np.float32).reshape(num_envs, obs_dim)
@@ -201,31 +201,30 @@ class PPO:
                 advantages[t] = last_gae_lambda
             returns = advantages + values
 
-            # Flatten the valid transitions; tensors share memory with the numpy storage.
+            # Flatten; minibatches are gathered in numpy (cheaper than torch indexing at this size).
             valid_index = np.flatnonzero(valid.reshape(-1))
-            b_obs = torch.from_numpy(obs.reshape(-1, obs_dim))
-            b_actions = torch.from_numpy(actions.reshape(-1))
-            b_logprobs = torch.from_numpy(logprobs.reshape(-1))
-            b_advantages = torch.from_numpy(advantages.reshape(-1))
-            b_returns = torch.from_numpy(returns.reshape(-1))
+            b_obs, b_actions = obs.reshape(-1, obs_dim), actions.reshape(-1)
+            b_logprobs, b_advantages, b_returns = logprobs.reshape(-1), advantages.reshape(-1), returns.reshape(-1)
 
             for epoch in range(cfg.n_epochs):
                 shuffled = self.rng.permutation(valid_index)
                 for start in range(0, len(shuffled), cfg.batch_size):
-                    mb = torch.from_numpy(shuffled[start : start + cfg.batch_size])
-                    mb_obs, mb_advantages = b_obs[mb], b_advantages[mb]
+                    mb = shuffled[start : start + cfg.batch_size]
+                    mb_advantages = b_advantages[mb]
+                    if cfg.normalize_advantage and len(mb) > 1:
+                        mb_advantages = (mb_advantages - mb_advantages.mean()) / (mb_advantages.std(ddof=1) + 1e-8)
+                    mb_advantages = torch.from_numpy(mb_advantages)
+                    mb_obs = torch.from_numpy(b_obs[mb])
                     log_probs_all = self.actor(mb_obs).log_softmax(-1)
-                    new_logprob = log_probs_all.gather(1, b_actions[mb][:, None]).squeeze(1)
+                    new_logprob = log_probs_all.gather(1, torch.from_numpy(b_actions[mb])[:, None]).squeeze(1)
                     new_value = self.critic(mb_obs).squeeze(1)
 
-                    if cfg.normalize_advantage and len(mb) > 1:
-                        mb_advantages = (mb_advantages - mb_advantages.mean()) / (mb_advantages.std() + 1e-8)
-                    log_ratio = new_logprob - b_logprobs[mb]
+                    log_ratio = new_logprob - torch.from_numpy(b_logprobs[mb])
                     ratio = log_ratio.exp()
                     pg_loss = -torch.min(
                         mb_advantages * ratio, mb_advantages * ratio.clamp(1 - clip_range, 1 + clip_range)
                     ).mean()
-                    v_loss = F.mse_loss(new_value, b_returns[mb])
+                    v_loss = F.mse_loss(new_value, torch.from_numpy(b_returns[mb]))
                     loss = pg_loss + cfg.vf_coef * v_loss
                     if cfg.ent_coef != 0.0:  # skipped at 0: the extra graph costs ~10% of an update
                         entropy_loss = (log_probs_all.exp() * log_probs_all).sum(-1).mean()
@@ -240,22 +239,20 @@ class PPO:
                 entropy = -(log_probs_all.exp() * log_probs_all).sum(-1).mean().item()
                 approx_kl = ((ratio - 1) - log_ratio).mean().item()
                 clip_fraction = ((ratio - 1).abs() > clip_range).float().mean().item()
+            logged = {
+                "losses/policy_loss": pg_loss.item(),
+                "losses/value_loss": v_loss.item(),
+                "losses/entropy": entropy,
+                "losses/approx_kl": approx_kl,
+                "losses/clip_fraction": clip_fraction,
+                "charts/learning_rate": learning_rate,
+                "charts/SPS": (self.global_step - start_step) / (time.perf_counter() - start_time),
+            }
             valid_values, valid_returns = values.reshape(-1)[valid_index], returns.reshape(-1)[valid_index]
-            return_var = np.var(valid_returns)
-            explained_var = np.nan if return_var == 0 else 1 - np.var(valid_returns - valid_values) / return_var
-            hooks.log(
-                self.global_step,
-                {
-                    "losses/policy_loss": pg_loss.item(),
-                    "losses/value_loss": v_loss.item(),
-                    "losses/entropy": entropy,
-                    "losses/approx_kl": approx_kl,
-                    "losses/clip_fraction": clip_fraction,
-                    "losses/explained_variance": float(explained_var),
-                    "charts/learning_rate": learning_rate,
-                    "charts/SPS": (self.global_step - start_step) / (time.perf_counter() - start_time),
-                },
-            )
+            return_var = float(np.var(valid_returns))
+            if return_var > 0:  # undefined for constant returns (e.g. no reward yet)
+                logged["losses/explained_variance"] = 1 - float(np.var(valid_returns - valid_values)) / return_var
+            hooks.log(self.global_step, logged)
         vec_env.close()
 
     # ------------------------------------------------------------- persistence

@@ -65,6 +65,11 @@ class QLearning:
         self.obs_dim = flat_obs_dim(observation_space)
         self.obs_dtype = observation_space.dtype  # keys are bytes, so fix the dtype
         self.n_actions = num_actions(action_space)
+        if cfg.bins is None and not np.all(np.isfinite(observation_space.high)):
+            raise ValueError(
+                "q_learning keys the table by the observation's bytes, which needs a bounded discrete "
+                "observation (MiniGrid's vector); set bins, clip_low and clip_high for continuous ones"
+            )
         if cfg.bins is not None:
             if cfg.clip_low is None or cfg.clip_high is None:
                 raise ValueError("bins needs clip_low and clip_high")

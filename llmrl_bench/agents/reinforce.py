@@ -27,6 +27,7 @@ from llmrl_bench.agents.networks import (
     mlp,
     num_actions,
     obs_batch,
+    sample_categorical,
     seeded_torch,
 )
 
@@ -87,7 +88,7 @@ class Reinforce:
         logits = self.actor(obs_batch(observations, self.obs_dim))
         if greedy:
             return logits.argmax(-1).numpy().astype(np.int64)
-        return torch.multinomial(logits.softmax(-1), 1, generator=self.torch_rng).squeeze(1).numpy().astype(np.int64)
+        return sample_categorical(logits.log_softmax(-1), self.torch_rng).numpy().astype(np.int64)
 
     # ---------------------------------------------------------------- training
     def learn(self, envs: EnvFactory, total_steps: int, hooks: TrainingHooks) -> None:
@@ -120,7 +121,7 @@ class Reinforce:
                     batch_obs[t] = np.asarray(obs, np.float32).reshape(self.obs_dim)
                     with torch.inference_mode():
                         logits = self.actor(torch.from_numpy(batch_obs[t : t + 1]))
-                        action = int(torch.multinomial(logits.softmax(-1), 1, generator=self.torch_rng))
+                        action = int(sample_categorical(logits.log_softmax(-1), self.torch_rng))
                     obs, reward, terminated, truncated, _ = env.step(action)
                     batch_actions[t], batch_rewards[t] = action, reward
                     batch_episode_ends[t], batch_bootstrap[t] = False, 0.0

@@ -1,0 +1,116 @@
+"""Every number the leaderboard shows, recomputed from per-run data.
+
+Per run, the metrics come from its evaluation curve and this checkout's env spec (score
+range, reward threshold), never from the submitted ``metrics``. ``result.json`` keeps only
+the curve's means, not the final per-episode returns; that is enough, because
+``cumulative_reward`` is the final curve point's ``train_return`` and ``generalization``
+its ``held_out_return`` (the same float64 means the runner takes).
+
+Per submission: the IQM across seeds with a 95 % stratified-bootstrap CI
+(``llmrl_bench.stats``, ``random_state=0``) for each env, and the IQM across seeds × envs
+of the normalized metrics (rliable's aggregate over tasks) for the ranking.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import numpy as np
+
+from llmrl_bench.leaderboard.tracks import EnvSpec
+from llmrl_bench.metrics import HEADLINE_METRICS, compute_run_metrics
+from llmrl_bench.stats import iqm, iqm_across_seeds, stratified_bootstrap_ci
+
+SUMMARY_VERSION = 1
+#: Submitted and recomputed numbers come from the same float64 arithmetic; this slack
+#: only absorbs a JSON writer that prints fewer digits.
+RECOMPUTE_RTOL = 1e-9
+RECOMPUTE_ATOL = 1e-12
+#: Per env, raw units (docs/metrics.md).
+ENV_METRICS = (*HEADLINE_METRICS, "generalization_gap")
+#: Across envs: normalized by each env's score range, so envs can be pooled.
+OVERALL_METRICS = ("cumulative_reward_normalized", "generalization_normalized", "learning_speed", "policy_stability_normalized")
+#: The ranking metric of the leaderboard (higher is better).
+RANKING_METRIC = "cumulative_reward_normalized"
+
+
+def recompute_run_metrics(curve: Sequence[dict[str, Any]], spec: EnvSpec) -> dict[str, Any]:
+    """The run's metrics from its curve ``(num_points,)`` and the env's spec."""
+    steps = np.array([point["step"] for point in curve], dtype=np.float64)
+    train = np.array([point["train_return"] for point in curve], dtype=np.float64)
+    held_out = np.array([point["held_out_return"] for point in curve], dtype=np.float64)
+    return compute_run_metrics(
+        steps=steps, train_curve=train, held_out_curve=held_out,
+        final_train_returns=train[-1:], final_held_out_returns=held_out[-1:, None],
+        score_range=spec.score_range, reward_threshold=spec.reward_threshold,
+    )
+
+
+def _estimate(point: float, low: float, high: float) -> dict[str, float]:
+    return {"iqm": float(point), "ci_low": float(low), "ci_high": float(high)}
+
+
+def summarize(track: str, runs: Sequence[tuple[str, int, dict[str, Any]]]) -> dict[str, Any]:
+    """The aggregates of a submission from ``(env, seed, recomputed metrics)`` per run.
+
+    Every env must hold the same seeds (validation checks it first). Returns the content
+    of ``summary.json``: ``envs.<env>.<metric>`` and ``overall.<metric>``, each
+    ``{iqm, ci_low, ci_high}``.
+    """
+    by_env: dict[str, dict[int, dict[str, Any]]] = {}
+    for env, seed, run_metrics in runs:
+        by_env.setdefault(env, {})[seed] = run_metrics
+    envs = sorted(by_env)
+    seeds = sorted(by_env[envs[0]]) if envs else []
+    if any(sorted(by_env[env]) != seeds for env in envs):
+        raise ValueError("every env must hold the same seeds")
+    summary: dict[str, Any] = {"schema_version": SUMMARY_VERSION, "track": track, "num_runs": len(runs), "seeds": seeds, "envs": {}, "overall": {}}
+    for env in envs:
+        summary["envs"][env] = {
+            metric: _estimate(*iqm_across_seeds(np.array([by_env[env][seed][metric] for seed in seeds], dtype=np.float64)))
+            for metric in ENV_METRICS
+        }
+    for metric in OVERALL_METRICS:
+        scores = np.array([[by_env[env][seed][metric] for env in envs] for seed in seeds], dtype=np.float64)  # (num_runs, num_tasks)
+        summary["overall"][metric] = _estimate(*stratified_bootstrap_ci(scores, iqm, random_state=0))
+    return summary
+
+
+def close(submitted: Any, recomputed: Any) -> bool:
+    """Numbers within the recompute tolerance; anything else exactly equal (``None`` is not 0)."""
+    numbers = (int, float)
+    if isinstance(submitted, bool) or isinstance(recomputed, bool):
+        return submitted is recomputed
+    if isinstance(submitted, numbers) and isinstance(recomputed, numbers):
+        if math.isnan(submitted) or math.isnan(recomputed):
+            return math.isnan(submitted) and math.isnan(recomputed)
+        return math.isclose(submitted, recomputed, rel_tol=RECOMPUTE_RTOL, abs_tol=RECOMPUTE_ATOL)
+    return submitted == recomputed
+
+
+def differences(submitted: Any, recomputed: Any, where: str = "") -> list[str]:
+    """One line per value of ``submitted`` that is missing, extra or not ``close`` to ``recomputed``."""
+    if isinstance(recomputed, dict):
+        if not isinstance(submitted, dict):
+            return [f"{where or '(top level)'} is {_short(submitted)}, expected an object"]
+        lines = []
+        for key in sorted(set(submitted) | set(recomputed), key=str):
+            path = f"{where}.{key}" if where else str(key)
+            if key not in submitted:
+                lines.append(f"{path} is missing")
+            elif key not in recomputed:
+                lines.append(f"{path} is not a recomputed value")
+            else:
+                lines.extend(differences(submitted[key], recomputed[key], path))
+        return lines
+    if isinstance(recomputed, list) and isinstance(submitted, list) and len(submitted) == len(recomputed):
+        return [line for i, (s, r) in enumerate(zip(submitted, recomputed)) for line in differences(s, r, f"{where}[{i}]")]
+    if close(submitted, recomputed):
+        return []
+    return [f"{where} is {_short(submitted)} but the runs give {_short(recomputed)}"]
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

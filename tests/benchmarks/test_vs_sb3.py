@@ -1,0 +1,249 @@
+"""Our PPO and DQN against Stable-Baselines3 on CartPole-v1: same hyperparameters, same steps, same process.
+
+Both sides use one torch thread and the hyperparameters the suite uses on CartPole
+(``conf/agent/<algo>.yaml`` merged with ``conf/hparams/<algo>_cartpole.yaml``), translated to
+SB3 arguments (``lin_`` schedules included). Reported in ``benchmark.extra_info``:
+
+- ``*_steps_per_second``: env steps per second of training (evaluation time excluded);
+- ``*_seconds_to_475``: training wall time until the first greedy evaluation (10 episodes,
+  evaluation seeds, every ``EVAL_EVERY`` steps) with mean return >= 475, or ``None``;
+- ``speedup_*``: SB3's time over ours (> 1: ours is faster).
+
+Not part of the default run (CI runs ``pytest tests --ignore=tests/benchmarks``)::
+
+    pytest tests/benchmarks/test_vs_sb3.py -s                               # full budgets (~5 min)
+    LLMRL_BENCH_BUDGET_FRACTION=0.2 pytest tests/benchmarks/test_vs_sb3.py -s  # reduced, no speed assertion
+
+Our PPO steps CartPole through Gymnasium's native ``CartPoleVectorEnv`` (as ``env=cartpole``
+does); SB3 through its ``DummyVecEnv`` of 8 ``CartPole-v1``. Our DQN and SB3's both use one env.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Callable
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from llmrl_bench.agents import AGENT_SCHEMAS
+from llmrl_bench.agents.base import NullHooks
+from llmrl_bench.config import CONFIG_DIR
+from llmrl_bench.envs.base import EVAL_SEED_OFFSET
+
+sb3 = pytest.importorskip("stable_baselines3")
+from stable_baselines3.common.callbacks import BaseCallback  # noqa: E402
+from stable_baselines3.common.env_util import make_vec_env  # noqa: E402
+
+pytestmark = pytest.mark.benchmark(group="vs_sb3", min_rounds=1, warmup=False)
+
+BUDGET_FRACTION = float(os.environ.get("LLMRL_BENCH_BUDGET_FRACTION", "1.0"))
+MIN_SPEEDUP = float(os.environ.get("LLMRL_BENCH_MIN_SPEEDUP", "2.0"))
+EVAL_EVERY = 2_500
+EVAL_EPISODES = 10
+SOLVED = 475.0
+SEED = 0
+
+
+class CartPoleEnvs:
+    """The EnvFactory ``env=cartpole`` gives with ``repr=vector``: plain CartPole-v1."""
+
+    observation_space = gym.spaces.Box(-np.inf, np.inf, (4,), np.float32)
+    action_space = gym.spaces.Discrete(2)
+
+    def make(self) -> gym.Env:
+        return gym.make("CartPole-v1")
+
+    def make_vec(self, num_envs: int) -> gym.vector.VectorEnv:
+        return gym.make_vec("CartPole-v1", num_envs, vectorization_mode="vector_entry_point")
+
+
+def greedy_mean_return(act: Callable[[np.ndarray], np.ndarray]) -> float:
+    """Mean return of ``EVAL_EPISODES`` greedy episodes on evaluation seeds, stepped as one batch."""
+    envs = [gym.make("CartPole-v1") for _ in range(EVAL_EPISODES)]
+    observations = [env.reset(seed=EVAL_SEED_OFFSET + i)[0] for i, env in enumerate(envs)]
+    returns = np.zeros(EVAL_EPISODES)
+    active = list(range(EVAL_EPISODES))
+    while active:
+        actions = act(np.stack([observations[i] for i in active]))
+        still_active = []
+        for i, action in zip(active, actions):
+            observations[i], reward, terminated, truncated, _ = envs[i].step(int(action))
+            returns[i] += reward
+            if not (terminated or truncated):
+                still_active.append(i)
+        active = still_active
+    return float(returns.mean())
+
+
+class EvalClock:
+    """Training wall time with evaluations paused, and the first time the greedy policy solves CartPole."""
+
+    def __init__(self, act: Callable[[np.ndarray], np.ndarray]):
+        self.act = act
+        self.next_eval = EVAL_EVERY
+        self.eval_seconds = 0.0
+        self.seconds_to_solved: float | None = None
+        self.curve: list[tuple[int, float]] = []
+        self.start = time.perf_counter()
+
+    def training_seconds(self) -> float:
+        return time.perf_counter() - self.start - self.eval_seconds
+
+    def maybe_evaluate(self, global_step: int) -> None:
+        if global_step < self.next_eval:
+            return
+        self.next_eval += EVAL_EVERY
+        paused = time.perf_counter()
+        mean_return = greedy_mean_return(self.act)
+        self.curve.append((global_step, mean_return))
+        if mean_return >= SOLVED and self.seconds_to_solved is None:
+            self.seconds_to_solved = paused - self.start - self.eval_seconds
+        self.eval_seconds += time.perf_counter() - paused
+
+
+class ClockHooks(NullHooks):
+    def __init__(self, clock: EvalClock):
+        self.clock = clock
+
+    def on_step(self, global_step: int) -> None:
+        self.clock.maybe_evaluate(global_step)
+
+
+class ClockCallback(BaseCallback):
+    def __init__(self, clock: EvalClock):
+        super().__init__()
+        self.clock = clock
+
+    def _on_step(self) -> bool:
+        self.clock.maybe_evaluate(self.num_timesteps)
+        return True
+
+
+def cartpole_config(algo: str) -> tuple[dict, int]:
+    """The agent hyperparameters and budget the suite uses for ``algo`` on CartPole."""
+    agent = OmegaConf.load(CONFIG_DIR / "agent" / f"{algo}.yaml")
+    agent.pop("defaults")
+    hparams = OmegaConf.load(CONFIG_DIR / "hparams" / f"{algo}_cartpole.yaml")
+    merged = OmegaConf.merge(OmegaConf.structured(AGENT_SCHEMAS[f"{algo}_schema"]), agent, hparams.get("agent", {}))
+    budget = max(int(hparams.budget.env_steps * BUDGET_FRACTION), 1_000)
+    return OmegaConf.to_container(merged), budget
+
+
+def linear(initial: float, anneal: bool):
+    """SB3's ``lin_<initial>`` schedule (RL Zoo), or a constant."""
+    return (lambda progress_remaining: progress_remaining * initial) if anneal else initial
+
+
+def sb3_model(algo: str, cfg: dict):
+    activation = {"tanh": torch.nn.Tanh, "relu": torch.nn.ReLU}[cfg["activation"]]
+    if algo == "ppo":
+        assert not cfg["normalize_obs"] and not cfg["normalize_reward"]
+        return sb3.PPO(
+            "MlpPolicy",
+            make_vec_env("CartPole-v1", n_envs=cfg["n_envs"], seed=SEED),
+            n_steps=cfg["n_steps"],
+            batch_size=cfg["batch_size"],
+            n_epochs=cfg["n_epochs"],
+            learning_rate=linear(cfg["learning_rate"], cfg["anneal_lr"]),
+            clip_range=linear(cfg["clip_range"], cfg["anneal_clip_range"]),
+            gamma=cfg["gamma"],
+            gae_lambda=cfg["gae_lambda"],
+            ent_coef=cfg["ent_coef"],
+            vf_coef=cfg["vf_coef"],
+            max_grad_norm=cfg["max_grad_norm"],
+            normalize_advantage=cfg["normalize_advantage"],
+            policy_kwargs={"net_arch": {"pi": cfg["net_arch"], "vf": cfg["net_arch"]}, "activation_fn": activation},
+            seed=SEED,
+            device="cpu",
+        )
+    assert cfg["loss"] == "huber" and not cfg["double_q"], "SB3's DQN has neither MSE loss nor double Q"
+    return sb3.DQN(
+        "MlpPolicy",
+        "CartPole-v1",
+        learning_rate=linear(cfg["learning_rate"], cfg["anneal_lr"]),
+        buffer_size=cfg["buffer_size"],
+        learning_starts=cfg["learning_starts"],
+        batch_size=cfg["batch_size"],
+        tau=cfg["tau"],
+        gamma=cfg["gamma"],
+        train_freq=cfg["train_freq"],
+        gradient_steps=cfg["gradient_steps"],
+        target_update_interval=cfg["target_update_interval"],
+        exploration_fraction=cfg["exploration_fraction"],
+        exploration_initial_eps=cfg["exploration_initial_eps"],
+        exploration_final_eps=cfg["exploration_final_eps"],
+        max_grad_norm=cfg["max_grad_norm"],
+        policy_kwargs={"net_arch": cfg["net_arch"], "activation_fn": activation},
+        seed=SEED,
+        device="cpu",
+    )
+
+
+def train_ours(algo: str, cfg: dict, budget: int) -> dict:
+    envs = CartPoleEnvs()
+    agent = instantiate(cfg, observation_space=envs.observation_space, action_space=envs.action_space, seed=SEED)
+    clock = EvalClock(lambda obs: agent.act(obs, greedy=True))
+    agent.learn(envs, budget, ClockHooks(clock))
+    seconds = clock.training_seconds()
+    return {
+        "steps": agent.global_step,
+        "seconds": seconds,
+        "steps_per_second": agent.global_step / seconds,
+        "seconds_to_475": clock.seconds_to_solved,
+        "final_return": greedy_mean_return(lambda obs: agent.act(obs, greedy=True)),
+        "curve": clock.curve,
+    }
+
+
+def train_sb3(algo: str, cfg: dict, budget: int) -> dict:
+    model = sb3_model(algo, cfg)
+    clock = EvalClock(lambda obs: model.predict(obs, deterministic=True)[0])
+    model.learn(budget, callback=ClockCallback(clock))
+    seconds = clock.training_seconds()
+    return {
+        "steps": model.num_timesteps,
+        "seconds": seconds,
+        "steps_per_second": model.num_timesteps / seconds,
+        "seconds_to_475": clock.seconds_to_solved,
+        "final_return": greedy_mean_return(lambda obs: model.predict(obs, deterministic=True)[0]),
+        "curve": clock.curve,
+    }
+
+
+@pytest.mark.parametrize("algo", ["ppo", "dqn"])
+def test_speed_vs_sb3(algo, benchmark):
+    torch.set_num_threads(1)
+    cfg, budget = cartpole_config(algo)
+    sb3_result = train_sb3(algo, cfg, budget)
+    ours = benchmark.pedantic(train_ours, args=(algo, cfg, budget), rounds=1, iterations=1)
+
+    speedup_sps = ours["steps_per_second"] / sb3_result["steps_per_second"]
+    both_solved = ours["seconds_to_475"] is not None and sb3_result["seconds_to_475"] is not None
+    speedup_to_475 = sb3_result["seconds_to_475"] / ours["seconds_to_475"] if both_solved else None
+    benchmark.extra_info.update(
+        {
+            "algo": algo,
+            "budget": budget,
+            "ours_steps_per_second": round(ours["steps_per_second"]),
+            "sb3_steps_per_second": round(sb3_result["steps_per_second"]),
+            "speedup_steps_per_second": round(speedup_sps, 2),
+            "ours_seconds": round(ours["seconds"], 1),
+            "sb3_seconds": round(sb3_result["seconds"], 1),
+            "ours_seconds_to_475": ours["seconds_to_475"] and round(ours["seconds_to_475"], 1),
+            "sb3_seconds_to_475": sb3_result["seconds_to_475"] and round(sb3_result["seconds_to_475"], 1),
+            "speedup_seconds_to_475": speedup_to_475 and round(speedup_to_475, 2),
+            "ours_final_return": ours["final_return"],
+            "sb3_final_return": sb3_result["final_return"],
+            "ours_curve": ours["curve"],
+            "sb3_curve": sb3_result["curve"],
+        }
+    )
+    print(f"\n{algo}: " + ", ".join(f"{k}={v}" for k, v in benchmark.extra_info.items() if "curve" not in k))
+    if BUDGET_FRACTION == 1.0:
+        assert speedup_sps >= MIN_SPEEDUP, f"ours is only {speedup_sps:.2f}x SB3's steps per second"
