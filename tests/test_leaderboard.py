@@ -8,6 +8,7 @@ what catches it), and checks that validation names the problem and writes nothin
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import io
@@ -29,12 +30,13 @@ from llmrl_bench.leaderboard.aggregate import recompute_run_metrics
 from llmrl_bench.leaderboard.build import Entry, build, render_details, render_index
 from llmrl_bench.leaderboard.bundle import SubmissionError, unpack
 from llmrl_bench.leaderboard.pack import Metadata, PackError, pack
+from llmrl_bench.leaderboard.identity import code_identity, package_source_sha256
 from llmrl_bench.leaderboard.tracks import MIN_SEEDS, TrackError, env_spec, load_tracks
-from llmrl_bench.leaderboard.validate import CheckedRun, validate
-from llmrl_bench.leaderboard.verify import _target_problems, compare_runs
+from llmrl_bench.leaderboard.validate import validate
+from llmrl_bench.leaderboard.verify import _target_problems, compare_runs, select_runs
 from llmrl_bench.results import load_result
 
-from conftest import REPO, run_cli
+from tests.conftest import REPO, run_cli
 
 TRACK = "smoke"
 HOSTILE = "<script>alert(1)</script>"
@@ -120,7 +122,7 @@ def row_ids(dom: str, table: str) -> list[str]:
 @pytest.fixture(scope="module")
 def smoke_results(tmp_path_factory) -> Path:
     results_dir = tmp_path_factory.mktemp("leaderboard-runs") / "results"
-    proc = run_cli("-m", "agent=ppo", "env=cartpole", "seed=0-9", "debug=smoke", f"results_dir={results_dir}")
+    proc = run_cli("-m", "agent=ppo", "env=cartpole", "seed=0-9", "debug=smoke", f"results_dir={results_dir}", cwd=results_dir.parent)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert len(list((results_dir / "runs").glob("*/result.json"))) == 10
     return results_dir
@@ -142,7 +144,7 @@ def sandbox(packed, tmp_path) -> Path:
 
 @pytest.fixture(scope="module")
 def published(smoke_results, tmp_path_factory):
-    """The whole pipeline through the CLI: pack (a subprocess), validate, verify, build."""
+    """The whole pipeline through the CLI: pack (a subprocess), then validate, verify, build in-process."""
     root = tmp_path_factory.mktemp("leaderboard-root")
     submission = root / "submissions" / "ppo-smoke"
     proc = subprocess.run(
@@ -152,9 +154,10 @@ def published(smoke_results, tmp_path_factory):
         cwd=REPO, capture_output=True, text=True, timeout=300,
     )
     steps = {"pack": (proc.returncode, proc.stdout + proc.stderr)}
-    validated = subprocess.run([sys.executable, "-m", "llmrl_bench.leaderboard", "validate", str(submission)],
-                               cwd=REPO, capture_output=True, text=True, timeout=300)
-    steps["validate"] = (validated.returncode, validated.stdout + validated.stderr)
+    output = io.StringIO()
+    with contextlib.redirect_stdout(output), contextlib.redirect_stderr(output):
+        code = main(["validate", str(submission)])
+    steps["validate"] = (code, output.getvalue())
     before = tree(root)
     steps["verify"] = (main(["verify", str(submission), "--runs", "2"]), "")
     steps["verify_wrote"] = sorted(set(tree(root).items()) - set(before.items()))
@@ -193,7 +196,9 @@ def test_pack_validate_verify_build_end_to_end(published):
     assert steps["verify"][0] == 0
     assert [rel for rel, _ in steps["verify_wrote"]] == ["submissions/ppo-smoke/verification.json"]  # nothing else written
     record = json.loads((submission / "verification.json").read_text())
-    assert record["verified"] and len(record["runs"]) == 2 and record["tolerance"]["mode"] == "exact" and not record["mismatches"]
+    assert record["verified"] and record["tolerance"]["mode"] == "exact" and not record["mismatches"]
+    assert record["runs"] == select_runs([p.name for p in (submission / "runs").iterdir()], 2, 0) and record["selection_seed"] == 0
+    assert record["submission_sha256"] == hashlib.sha256((submission / "submission.json").read_bytes()).hexdigest()
     assert validate(submission).verified
 
     result = steps["build"]
@@ -213,7 +218,7 @@ def test_pack_validate_verify_build_end_to_end(published):
     assert sorted(e.id for e in steps["build_all"].entries) == ["another", "ppo-smoke"]
 
 
-def test_verify_uses_the_documented_selection_and_a_stale_record_is_not_trusted(published, tmp_path):
+def test_a_stale_or_incoming_verification_is_not_trusted(published, tmp_path):
     _, submission, _, _ = published
     copy_ = tmp_path / "ppo-smoke"
     shutil.copytree(submission, copy_)
@@ -396,6 +401,20 @@ def test_verify_never_executes_an_external_target_unreviewed(packed):
     assert len(problems) == 1 and "config.agent._target_ is 'os.system', outside llmrl_bench; re-running executes it" in problems[0]
     problems = _target_problems(run, report.submission["code"], allow_external=True)
     assert "which the code identity does not cover" in problems[0]
+
+
+def test_code_identity_of_an_external_agent_and_its_review(packed):
+    external = code_identity("mine", "vector", "tests.conftest.MyAgent", "abc123")
+    conftest_sha256 = hashlib.sha256((REPO / "tests" / "conftest.py").read_bytes()).hexdigest()
+    assert external["external"] is True and external["module"] == {"name": "tests.conftest", "sha256": conftest_sha256}
+    internal = code_identity("ppo", "vector", "llmrl_bench.agents.ppo.PPO", "abc123")
+    assert internal["external"] is False and internal["module"] is None
+    assert internal["package_sha256"] == package_source_sha256()[0] and internal["package_files"] > 10
+    run = copy.deepcopy(validate(packed).runs[0])
+    run.result.config["agent"]["_target_"] = "tests.conftest.MyAgent"
+    assert _target_problems(run, external, allow_external=True) == []  # reviewed, installed, same file
+    tampered = {**external, "module": {"name": "tests.conftest", "sha256": "0" * 64}}
+    assert "the installed tests.conftest has SHA-256" in _target_problems(run, tampered, allow_external=True)[0]
 
 
 def test_compare_runs_tolerance(packed):

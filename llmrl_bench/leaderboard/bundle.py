@@ -120,7 +120,7 @@ def _member_problem(member: tarfile.TarInfo) -> str | None:
     if member.issym() or member.islnk():
         kind = "symlink" if member.issym() else "hard link"
         target = member.linkname
-        top = PurePosixPath(name).parts[0]
+        top = (PurePosixPath(name).parts or ("",))[0]
         # A symlink resolves from its own folder, a hard link from the archive's root.
         start = posixpath.dirname(name) if member.issym() else ""
         landing = posixpath.normpath(posixpath.join(start, target))

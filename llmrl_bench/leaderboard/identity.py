@@ -52,6 +52,26 @@ def module_sha256(module: str) -> str:
     return sha256_file(Path(spec.origin))
 
 
+def code_identity(agent: str, repr: str, agent_target: str, git_commit: str | None) -> dict[str, Any]:
+    """``submission.json``'s ``code``: which code made runs of ``agent_target`` at ``git_commit``.
+
+    Raises ``ImportError`` when an external agent's module cannot be found (pack installs it first).
+    """
+    from llmrl_bench.runner import git_commit as checkout_commit
+
+    external = is_external(agent_target)
+    module = None
+    if external:
+        name = agent_target.rpartition(".")[0]
+        module = {"name": name, "sha256": module_sha256(name)}
+    package_sha256, package_files = package_source_sha256()
+    return {
+        "agent": agent, "repr": repr, "agent_target": agent_target, "external": external, "module": module,
+        "git_commit": git_commit, "package_commit": checkout_commit(),
+        "package_sha256": package_sha256, "package_files": package_files,
+    }
+
+
 def targets(config: Any, where: str = "") -> Iterator[tuple[str, str]]:
     """Every ``(key path, _target_)`` in a nested config."""
     if isinstance(config, dict):

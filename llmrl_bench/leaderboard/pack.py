@@ -30,7 +30,7 @@ from llmrl_bench.leaderboard import aggregate
 from llmrl_bench.leaderboard.bundle import (
     CONFIG_FILE, RUNS_DIR, SUBMISSION_FILE, SUMMARY_FILE, is_archive, sha256_file,
 )
-from llmrl_bench.leaderboard.identity import is_external, module_sha256, package_source_sha256
+from llmrl_bench.leaderboard.identity import code_identity
 from llmrl_bench.leaderboard.tracks import Track, load_tracks
 from llmrl_bench.leaderboard.validate import SCHEMA_VERSION, validate
 
@@ -155,31 +155,23 @@ def _one_submission(runs: list[results.RunResult]) -> list[str]:
 
 
 def _write(root: Path, runs: list[results.RunResult], track: Track, metadata: Metadata, submission_id: str, results_dir: Path) -> None:
-    from llmrl_bench.leaderboard.aggregate import recompute_run_metrics
-    from llmrl_bench.runner import git_commit
-
     specs = track.env_specs()
     for run in runs:
         source = results.run_dir(results_dir, run.run_id)
-        target = root / RUNS_DIR / run.run_id
-        target.mkdir(parents=True)
-        shutil.copyfile(source / results.RESULT_FILE, target / results.RESULT_FILE)
-        shutil.copyfile(source / results.EPISODES_FILE, target / results.EPISODES_FILE)
-        (target / CONFIG_FILE).write_text(OmegaConf.to_yaml(OmegaConf.create(run.config)))
-    summary = aggregate.summarize(track.name, [(run.env, run.seed, recompute_run_metrics(run.curve, specs[run.env])) for run in runs])
+        folder = root / RUNS_DIR / run.run_id
+        folder.mkdir(parents=True)
+        shutil.copyfile(source / results.RESULT_FILE, folder / results.RESULT_FILE)
+        shutil.copyfile(source / results.EPISODES_FILE, folder / results.EPISODES_FILE)
+        (folder / CONFIG_FILE).write_text(OmegaConf.to_yaml(OmegaConf.create(run.config)))
+    summary = aggregate.summarize(track.name, [(run.env, run.seed, aggregate.recompute_run_metrics(run.curve, specs[run.env])) for run in runs])
     (root / SUMMARY_FILE).write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
 
     first = runs[0]
     target = first.config["agent"]["_target_"]
-    external = is_external(target)
-    module = None
-    if external:
-        name = target.rpartition(".")[0]
-        try:
-            module = {"name": name, "sha256": module_sha256(name)}
-        except ImportError as error:
-            raise PackError([f"agent _target_ {target}: {error}; install the agent's package before packing"]) from None
-    package_sha256, package_files = package_source_sha256()
+    try:
+        code = code_identity(first.agent, first.repr, target, first.provenance.get("git_commit"))
+    except ImportError as error:
+        raise PackError([f"agent _target_ {target}: {error}; install the agent's package before packing"]) from None
     envs = {}
     for run in runs:
         envs[run.env] = {key: run.env_info.get(key) for key in ("gym_id", "score_range", "reward_threshold", "held_out_contexts")}
@@ -193,11 +185,7 @@ def _write(root: Path, runs: list[results.RunResult], track: Track, metadata: Me
             "date": metadata.date or datetime.datetime.now(datetime.timezone.utc).date().isoformat(),
             "description": metadata.description,
         },
-        "code": {
-            "agent": first.agent, "repr": first.repr, "agent_target": target, "external": external, "module": module,
-            "git_commit": first.provenance.get("git_commit"), "package_commit": git_commit(),
-            "package_sha256": package_sha256, "package_files": package_files,
-        },
+        "code": code,
         "environment": {
             "python": first.provenance["packages"].get("python", ""),
             "platforms": sorted({run.provenance.get("platform", "") for run in runs} - {""}),

@@ -112,7 +112,9 @@ class _Archive:
         members, top, self.problems = check_archive(path)
         self.contents: dict[str, bytes] = {}
         if not self.problems:
-            wanted = {m.name: m.name[len(top) + 1:] for m in members if m.isfile() and m.name.startswith(top + "/")}
+            # "./<top>/a" and "<top>/a" are the same member; keys are relative to <top>.
+            relative = {m.name: PurePosixPath(m.name).relative_to(top).as_posix() for m in members if m.isfile()}
+            wanted = {name: rel for name, rel in relative.items() if rel != "."}
             with tarfile.open(path, "r:gz") as archive:
                 for member in archive:
                     if member.name in wanted:
@@ -193,11 +195,23 @@ def _check(source: _Folder | _Archive, report: Report, tracks: dict[str, Track],
         return
     _check_metadata(submission, report)
     _check_manifest(source, submission["files"], report)
-    report.runs = [run for run in (_check_run(source, run_id, submission, track, specs, report) for run_id in _run_ids(files, report)) if run]
-    _check_protocol(report.runs, submission, track, specs, report)
-    _check_environment(report.runs, submission, track, specs, report)
-    _check_summary(source, files, report)
+    for run_id in _run_ids(files, report):
+        run = _guarded(report, f"{RUNS_DIR}/{run_id}", _check_run, source, run_id, submission, track, specs, report)
+        if run is not None:
+            report.runs.append(run)
+    _guarded(report, "runs", _check_protocol, report.runs, submission, track, specs, report)
+    _guarded(report, SUBMISSION_FILE, _check_environment, report.runs, submission, track, specs, report)
+    _guarded(report, SUMMARY_FILE, _check_summary, source, files, report)
     _check_verification(source, files, report, incoming)
+
+
+def _guarded(report: Report, where: str, check, *args):
+    """Run one check; data too malformed for it (a list where a mapping belongs) is a failure, not a crash."""
+    try:
+        return check(*args)
+    except (AttributeError, KeyError, IndexError, TypeError, ValueError) as error:
+        report.fail(f"{where}: malformed data ({type(error).__name__}: {_clip(str(error))})")
+        return None
 
 
 # ------------------------------------------------------------------------ submission.json

@@ -98,7 +98,7 @@ def verify(
     than asked, or names an external ``_target_`` (which re-running would execute) without
     ``allow_external``; nothing is written then.
     """
-    from llmrl_bench.runner import RunFailed, package_versions, run
+    from llmrl_bench.runner import git_commit, package_versions, run
 
     path = Path(path)
     if is_archive(path):
@@ -133,15 +133,13 @@ def verify(
             try:
                 run(OmegaConf.create(rerun_config(config, Path(tmp))))
                 rerun = results.load_result(results.run_dir(tmp, run_id) / results.RESULT_FILE)
-            except (RunFailed, results.ResultError) as error:
-                lines = [f"{checked.label}: the re-run failed: {error}"]
+            except Exception as error:  # noqa: BLE001 - a run that cannot be repeated fails verification
+                lines = [f"{checked.label}: the re-run failed: {type(error).__name__}: {error}"]
             else:
                 lines = [f"{checked.label}: {line}" for line in compare_runs(checked.result, rerun, tolerance)]
         mismatches.extend(lines)
         echo(f"{checked.label}: {'MISMATCH' if lines else 'match'} ({tolerance['mode']})")
     tolerance = CROSS_PLATFORM if "cross-platform" in modes else EXACT
-    from llmrl_bench.runner import git_commit
-
     verification.record = {
         "schema_version": 1,
         "submission_sha256": report.submission_sha256,

@@ -1,0 +1,225 @@
+"""The LLM agents (``llm_zero_shot``, ``llm_pg``) and ``repr=llm_embed``, on the ``tiny-random`` model.
+
+Runs go through ``llmrl_bench.runner.run`` with tiny budgets; the whole module takes well
+under a minute on two cores.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("transformers", reason="the llm extra is not installed (pip install -e .[llm])")
+
+from llmrl_bench.agents.base import NullHooks
+from llmrl_bench.agents.llm_pg import LLMPG, _RolloutPrompts
+from llmrl_bench.agents.llm_policy import CARTPOLE_GOAL, candidate_actions
+from llmrl_bench.agents.llm_zero_shot import LLMZeroShot
+from llmrl_bench.cli import check_command_line
+from llmrl_bench.envs import MazeSuite
+from llmrl_bench.representations import TextRepresentation
+from llmrl_bench.representations.llm_embed import LLMEmbedRepresentation
+from llmrl_bench.runner import ConfigError, RunEnvs, run
+from tests.conftest import run_cli
+
+LLM_AGENTS = ("llm_zero_shot", "llm_pg")
+TINY = "agent.llm.model=tiny-random"
+#: Rollouts of a few steps and one epoch keep llm_pg runs to seconds.
+SMALL_PG = ("agent.n_envs=4", "agent.n_steps=8", "agent.batch_size=16", "agent.n_epochs=1")
+SMALL_RUN = ("debug=smoke", "budget.env_steps=64", "budget.num_evals=1", "budget.eval_episodes=2", "budget.held_out_episodes=1")
+
+MAZE_OBSERVATIONS = [
+    "You face north. A wall 1 step ahead; a wall 3 steps left. Mission: get to the green goal square",
+    "You face east. A wall 2 steps ahead; the green goal 1 step right and 1 step ahead. Mission: get to the green goal square",
+    "You face south. Nothing in sight. Mission: get to the green goal square",
+]
+
+
+def agent_overrides(agent: str) -> tuple[str, ...]:
+    return (f"agent={agent}", TINY, "agent.n_envs=4", *(SMALL_PG if agent == "llm_pg" else ()))
+
+
+def maze_envs() -> RunEnvs:
+    return RunEnvs(MazeSuite(train_sizes=[7], held_out_sizes=[7]), TextRepresentation())
+
+
+def tiny_pg(seed: int = 0, **overrides) -> LLMPG:
+    envs = maze_envs()
+    settings = {"n_envs": 4, "n_steps": 8, "batch_size": 16, "n_epochs": 1, "learning_rate": 1e-3, **overrides}
+    llm = {"model": "tiny-random", **settings.pop("llm", {})}
+    return LLMPG(envs.observation_space, envs.action_space, seed=seed, llm=llm, **settings)
+
+
+@pytest.mark.parametrize("env", ["maze", "cartpole"])
+@pytest.mark.parametrize("agent", LLM_AGENTS)
+def test_runs_through_the_runner(make_config, tmp_path, agent, env):
+    cfg = make_config(*agent_overrides(agent), f"env={env}", *SMALL_RUN, f"results_dir={tmp_path}")
+    assert cfg.repr.name == "text"  # the LLM agents switch the default representation
+    metrics = run(cfg)
+    assert metrics is not None
+    [result_file] = tmp_path.glob("runs/*/result.json")
+    result = json.loads(result_file.read_text())
+    assert [point["step"] for point in result["curve"]] == [0, 64]
+    assert set(result["curve"][-1]["held_out"]) == set(result["env_info"]["held_out_contexts"])
+    provenance = result["provenance"]
+    assert provenance["llm_tokens"] > 0 and provenance["llm_flops"] > 0
+    assert provenance["llm_params"] == 164_608
+    assert 0 < provenance["llm_seconds_per_env_step"] < provenance["wall_seconds"]
+    assert 0 <= provenance["llm_score_cache_hit_rate"] <= 1
+
+
+def test_llm_pg_is_deterministic(make_config, tmp_path):
+    """Same seed, same training: identical scores, curves, training episodes and weights (SB3 test_deterministic)."""
+    results = []
+    for name in ("a", "b"):
+        cfg = make_config(*agent_overrides("llm_pg"), "env=maze", *SMALL_RUN, "budget.env_steps=96", f"results_dir={tmp_path / name}")
+        run(cfg)
+        [run_dir] = (tmp_path / name).glob("runs/*")
+        result = json.loads((run_dir / "result.json").read_text())
+        episodes = dict(np.load(run_dir / "episodes.npz"))
+        weights = torch.load(run_dir / "policy.pt", weights_only=True)
+        results.append((result, episodes, weights))
+    (first, first_episodes, first_weights), (second, second_episodes, second_weights) = results
+    assert first["curve"] == second["curve"] and first["metrics"] == second["metrics"]
+    assert first["provenance"]["llm_tokens"] == second["provenance"]["llm_tokens"]
+    for key in first_episodes:
+        np.testing.assert_array_equal(first_episodes[key], second_episodes[key])
+    for name, value in first_weights["llm"].items():
+        assert torch.equal(value, second_weights["llm"][name]), name
+
+
+def test_same_seed_same_actions_and_scores():
+    first, second = tiny_pg(seed=3), tiny_pg(seed=3)
+    for agent in (first, second):
+        agent.learn(maze_envs(), 32, NullHooks())
+    prompts = first.policy.prompts(MAZE_OBSERVATIONS)
+    assert torch.equal(first.policy.score(prompts), second.policy.score(prompts))
+    np.testing.assert_array_equal(first.act(MAZE_OBSERVATIONS, greedy=False), second.act(MAZE_OBSERVATIONS, greedy=False))
+    np.testing.assert_array_equal(first.act(MAZE_OBSERVATIONS), second.act(MAZE_OBSERVATIONS))
+
+
+@pytest.mark.parametrize("finetune", ["head", "lora", "full"])
+def test_training_changes_only_what_it_should(finetune):
+    agent = tiny_pg(llm={"finetune": finetune, "trained_layers": 1}, n_epochs=2)
+    agent._build()
+    before = {name: p.detach().clone() for name, p in agent.policy.model.named_parameters()}
+    agent.learn(maze_envs(), 32, NullHooks())
+    changed = {name for name, p in agent.policy.model.named_parameters() if not torch.equal(p, before[name])}
+    assert changed, "nothing trained"
+    if finetune == "head":
+        assert all(name.startswith("model.layers.3.") for name in changed), changed
+    if finetune == "lora":
+        assert all("lora_" in name for name in changed), changed
+    counters = agent.policy.scorer.counters
+    # backward passes count twice their forward: more than 2 * params per token overall
+    assert counters.llm_flops > 2 * counters.layer_params * counters.llm_tokens
+
+
+def test_head_cache_gives_the_scores_of_a_full_forward():
+    """Lower-layer states kept from collection, re-padded in another batch, give the same scores."""
+    agent = tiny_pg(llm={"trained_layers": 2})
+    agent._build()
+    rollout = _RolloutPrompts(agent)
+    prompts = agent.policy.prompts(MAZE_OBSERVATIONS)
+    rollout.index(prompts[:1])
+    rollout.index(prompts)  # other lengths, other padding
+    with torch.no_grad():
+        cached_scores, cached_values, _ = rollout.forward_with_grad(np.array([2, 0, 1]))
+        full = agent.policy.scorer.score([prompts[2], prompts[0], prompts[1]], agent.actions)
+    torch.testing.assert_close(cached_scores, full, atol=1e-5, rtol=0)
+    torch.testing.assert_close(cached_values, rollout.values[[2, 0, 1]], atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("agent_class", [LLMZeroShot, LLMPG])
+def test_save_and_load(tmp_path, agent_class):
+    envs = maze_envs()
+    settings = {"n_envs": 4, "n_steps": 8, "batch_size": 16, "n_epochs": 1, "learning_rate": 1e-2} if agent_class is LLMPG else {"n_envs": 4}
+    trained = agent_class(envs.observation_space, envs.action_space, seed=0, llm={"model": "tiny-random"}, **settings)
+    trained.learn(envs, 32, NullHooks())
+    trained.save(tmp_path / "policy")
+    restored = agent_class(envs.observation_space, envs.action_space, seed=1, llm={"model": "tiny-random"}, **settings)
+    restored.load(tmp_path / "policy")
+    prompts = trained.policy.prompts(MAZE_OBSERVATIONS)
+    torch.testing.assert_close(restored.policy.score(prompts), trained.policy.score(prompts), atol=1e-6, rtol=0)
+    np.testing.assert_array_equal(restored.act(MAZE_OBSERVATIONS), trained.act(MAZE_OBSERVATIONS))
+
+
+def test_zero_shot_does_not_learn(make_config, tmp_path):
+    cfg = make_config(*agent_overrides("llm_zero_shot"), "env=maze", *SMALL_RUN, "budget.num_evals=2", f"results_dir={tmp_path}")
+    run(cfg)
+    [result_file] = tmp_path.glob("runs/*/result.json")
+    curve = json.loads(result_file.read_text())["curve"]
+    assert len({(p["train_return"], p["held_out_return"]) for p in curve}) == 1
+
+
+def test_candidate_actions():
+    minigrid, cartpole = gym.spaces.Discrete(7), gym.spaces.Discrete(2)
+    actions, ids, goal = candidate_actions(None, None, None, minigrid)
+    assert actions[:3] == ["turn left", "turn right", "go forward"] and ids == list(range(7)) and goal == ""
+    assert candidate_actions(None, None, None, cartpole) == (["push the cart left", "push the cart right"], [0, 1], CARTPOLE_GOAL)
+    assert candidate_actions(["go forward", "turn left"], [2, 0], "g", minigrid) == (["go forward", "turn left"], [2, 0], "g")
+    with pytest.raises(ValueError, match="action_ids"):
+        candidate_actions(["go forward", "turn left"], [2, 7], None, minigrid)
+    with pytest.raises(ValueError, match="action_ids"):
+        candidate_actions(["go forward", "turn left"], None, None, gym.spaces.Discrete(1))
+
+
+def test_acts_with_env_action_ids():
+    envs = maze_envs()
+    agent = LLMZeroShot(envs.observation_space, envs.action_space, seed=0, llm={"model": "tiny-random", "temperature": 5.0},
+                        actions=["go forward", "turn left"], action_ids=[2, 0])
+    actions = agent.act(MAZE_OBSERVATIONS * 20, greedy=False)
+    assert set(actions) == {0, 2}
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (("agent=llm_pg", "repr=vector"), "repr=vector is not supported by agent=llm_pg; allowed: text"),
+        (("agent=llm_zero_shot", "agent.llm.model=no-such-model"), "agent.llm.model='no-such-model' is not a known model"),
+        (("agent=llm_pg", "agent.llm.model=/no/such/model/dir"), "agent.llm.model='/no/such/model/dir' is not a known model or an existing path"),
+        (("agent=llm_pg", "agent.llm.finetune=banana"), "banana"),
+        (("agent=llm_pg", "agent.llm.temperature=0"), "must be > 0 for llm_pg"),
+        (("agent=dqn", "repr=llm_embed", "repr.llm.model=nope"), "repr.llm.model='nope' is not a known model"),
+    ],
+)
+def test_bad_input_is_one_line(overrides, message):
+    with pytest.raises(ConfigError) as error:
+        check_command_line(list(overrides))
+    assert message in str(error.value) and "\n" not in str(error.value)
+    if "banana" in message:
+        assert all(value in str(error.value) for value in ("full", "lora", "head"))
+
+
+def test_bad_input_exits_before_writing(tmp_path):
+    result = run_cli("agent=llm_pg", "agent.llm.finetune=banana", f"results_dir={tmp_path / 'results'}", timeout=120)
+    assert result.returncode != 0
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert not (tmp_path / "results").exists()
+
+
+def test_llm_embed_features_and_cache():
+    suite = MazeSuite(train_sizes=[7], held_out_sizes=[7])
+    representation = LLMEmbedRepresentation(llm={"model": "tiny-random"})
+    assert representation.provenance() == {}  # nothing loaded yet
+    env = representation.wrap(suite.make("train"), suite)
+    assert env.observation_space.shape == (64,)
+    first, _ = env.reset(seed=0)
+    again, _ = env.reset(seed=0)
+    assert first.dtype == np.float32 and env.observation_space.contains(first)
+    np.testing.assert_array_equal(first, again)
+    provenance = representation.provenance()
+    assert provenance["llm_embed_cache_hit_rate"] == 0.5 and provenance["llm_tokens"] > 0
+
+
+@pytest.mark.parametrize("env", ["maze", "cartpole"])
+def test_llm_embed_feeds_classic_agents(make_config, tmp_path, env):
+    cfg = make_config("agent=dqn", "repr=llm_embed", "repr.llm.model=tiny-random", f"env={env}", *SMALL_RUN, f"results_dir={tmp_path}")
+    assert run(cfg) is not None
+    [result_file] = tmp_path.glob("runs/*/result.json")
+    assert json.loads(result_file.read_text())["repr"] == "llm_embed"
