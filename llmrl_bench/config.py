@@ -49,6 +49,16 @@ class LoggerConfig:
 
 
 @dataclass
+class CheckpointConfig:
+    """Mid-training checkpoints of resumable agents (dqn, ppo); see ``docs/cluster.md``."""
+
+    enabled: bool = True
+    """Save checkpoints, resume from them and stop cleanly on SIGTERM/SIGUSR1/SIGUSR2."""
+    every_steps: int = 10_000
+    """Env steps between two periodic checkpoints (PPO saves at the next rollout boundary)."""
+
+
+@dataclass
 class RunConfig:
     """The top-level config: one run of ``agent × repr × env × seed``."""
 
@@ -57,6 +67,8 @@ class RunConfig:
     repr: Any = None
     budget: BudgetConfig = field(default_factory=BudgetConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    """Not part of the run_id: checkpointing never changes a result."""
     seed: int = 0
     """Seeds training (python, numpy, torch, envs). Evaluation uses its own fixed seeds."""
     results_dir: str = "results"

@@ -4,7 +4,8 @@
 
 1. check the config and skip the run if ``results/`` already holds it;
 2. train the agent through its own loop, evaluating greedily at ``budget.num_evals + 1``
-   evenly spaced steps on the training split and every held-out context;
+   evenly spaced steps on the training split and every held-out context; resumable
+   agents checkpoint on the way and resume from ``checkpoint.pt`` (``llmrl_bench.checkpoint``);
 3. compute the four metrics (``llmrl_bench.metrics``) from the evaluation curve;
 4. write ``results/runs/<run_id>/`` atomically, then report to W&B.
 """
@@ -30,6 +31,7 @@ import torch
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from llmrl_bench import checkpoint
 from llmrl_bench import metrics as metric_fns
 from llmrl_bench import results
 from llmrl_bench.envs.base import TRAIN, EnvSuite
@@ -60,6 +62,8 @@ def check_config(cfg: DictConfig) -> None:
         raise ConfigError(
             f"repr={repr_name} is not supported by agent={agent_class.name}; allowed: {', '.join(allowed)}"
         )
+    if cfg.checkpoint.every_steps <= 0:
+        raise ConfigError(f"checkpoint.every_steps={cfg.checkpoint.every_steps} must be a positive integer")
     validate = getattr(agent_class, "check_config", None)
     if validate is not None:
         validate(cfg)
@@ -122,6 +126,7 @@ class RunnerHooks:
             context: Evaluator(wrap(context), budget.held_out_episodes, representation.is_text)
             for context in suite.held_out_contexts
         }
+        self.checkpointer: checkpoint.Checkpointer | None = None
 
     # -- TrainingHooks -------------------------------------------------------
     def on_step(self, global_step: int) -> None:
@@ -141,6 +146,27 @@ class RunnerHooks:
     def log(self, global_step: int, values: dict[str, Any]) -> None:
         check_finite(values, global_step)
         self.tracker.log(global_step, values)
+
+    def checkpoint_point(self, global_step: int) -> None:
+        if self.checkpointer is not None:
+            self.checkpointer.point(global_step)
+
+    # -- checkpoint state ----------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """The run so far: curve, episodes, evaluation cursor (what a resumed run continues)."""
+        return {
+            "global_step": self.global_step, "next_eval": self.next_eval, "curve": list(self.curve),
+            "episodes": {key: list(values) for key, values in self.episodes.items()},
+            "last_logged": self.last_logged,
+            "last_train_returns": self.last_train_returns, "last_held_out_returns": self.last_held_out_returns,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.global_step, self.next_eval = int(state["global_step"]), int(state["next_eval"])
+        self.curve, self.episodes = list(state["curve"]), {k: list(v) for k, v in state["episodes"].items()}
+        self.last_logged = state["last_logged"]
+        self.last_train_returns, self.last_held_out_returns = state["last_train_returns"], state["last_held_out_returns"]
+        self.progress.update(self.global_step)
 
     # -- evaluation ----------------------------------------------------------
     def evaluate(self, step: int) -> None:
@@ -289,12 +315,25 @@ def _train_and_record(cfg, config, run_id, results_dir, suite, representation, l
     started = time.perf_counter()
     hooks = None
     progress = RunProgress(title, cfg.budget.env_steps, enabled=cfg.progress)
+    checkpoint_path = results.run_dir(results_dir, run_id) / checkpoint.CHECKPOINT_FILE
+    signals = checkpoint.PreemptionSignals()
     try:
         envs = RunEnvs(suite, representation)
         agent = instantiate(cfg.agent, observation_space=envs.observation_space, action_space=envs.action_space, seed=cfg.seed)
         hooks = RunnerHooks(agent, suite, representation, cfg, tracker, progress)
+        saved = _resume(cfg, agent, hooks, checkpoint_path, run_id, title)
+        if cfg.checkpoint.enabled and getattr(agent, "resumable", False):
+            if not signals.install():  # off the main thread (some launchers): periodic checkpoints only
+                log.info("%s: no signal handlers off the main thread; checkpoints every %d steps only", title, cfg.checkpoint.every_steps)
+            hooks.checkpointer = checkpoint.Checkpointer(
+                checkpoint_path, cfg.checkpoint.every_steps, signals, title=title,
+                state=lambda step: {"run_id": run_id, "global_step": step, "agent": agent.state_dict(),
+                                    "runner": hooks.state_dict(), "rng": checkpoint.rng_state()},
+                start_step=hooks.global_step,
+            )
         try:
-            hooks.on_step(0)  # the step-0 evaluation of the untrained policy
+            if saved is None:
+                hooks.on_step(0)  # the step-0 evaluation of the untrained policy
             agent.learn(envs, cfg.budget.env_steps, hooks)
             if hooks.next_eval < len(hooks.eval_steps):
                 raise RuntimeError(
@@ -308,7 +347,12 @@ def _train_and_record(cfg, config, run_id, results_dir, suite, representation, l
         results.write_episodes(results_dir, run_id, {k: np.array(v) for k, v in hooks.episodes.items()})
         agent.save(results.run_dir(results_dir, run_id) / results.POLICY_FILE)
         path = results.write_result(record, results_dir)
+        checkpoint_path.unlink(missing_ok=True)
+    except checkpoint.Preempted:
+        tracker.finish(exit_code=1)
+        raise
     except Exception as error:
+        signals.restore()
         wall_seconds = time.perf_counter() - started
         log.error("failed %s: %s: %s", title, type(error).__name__, error)
         try:
@@ -317,6 +361,10 @@ def _train_and_record(cfg, config, run_id, results_dir, suite, representation, l
             log.error("could not record the failure of %s: %s", title, write_error)
         tracker.finish(exit_code=1)
         raise RunFailed(f"{title}: {type(error).__name__}: {error}") from error
+    finally:
+        pending = signals.requested
+        if not pending:
+            signals.restore()
     run_metrics = record.metrics
     tracker.summary({**{k: v for k, v in run_metrics.items() if v is not None}, "run_id": run_id,
                      "provenance/env_steps_per_second": record.provenance["env_steps_per_second"],
@@ -327,7 +375,23 @@ def _train_and_record(cfg, config, run_id, results_dir, suite, representation, l
         title, run_metrics["cumulative_reward"], run_metrics["generalization"], wall_seconds,
         record.provenance["env_steps_per_second"], path,
     )
+    if pending:  # the signal came after the last checkpoint point; the result is safe, so stop now
+        signals.stop()
     return run_metrics
+
+
+def _resume(cfg, agent, hooks: RunnerHooks, path: Path, run_id: str, title: str) -> dict[str, Any] | None:
+    """Restore the agent, the curve so far and the global RNGs from the run's checkpoint, if any."""
+    if not (cfg.checkpoint.enabled and getattr(agent, "resumable", False)):
+        return None
+    saved = checkpoint.load_checkpoint(path, run_id)
+    if saved is None:
+        return None
+    agent.load_state_dict(saved["agent"])
+    hooks.load_state_dict(saved["runner"])
+    checkpoint.set_rng_state(saved["rng"])
+    log.info("resume %s from step %d", title, saved["global_step"])
+    return saved
 
 
 def _completed_record(cfg, config, run_id, suite, agent, hooks, tracker, labels, wall_seconds) -> results.RunResult:

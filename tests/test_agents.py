@@ -220,7 +220,10 @@ def test_agent_yaml_matches_schema(agent):
     OmegaConf.merge(OmegaConf.structured(AGENT_SCHEMAS[schema_name(agent)]), values)  # types check
 
 
-@pytest.mark.parametrize("path", sorted((CONFIG_DIR / "hparams").glob("*.yaml")), ids=lambda p: p.stem)
+CLASSIC_HPARAMS = sorted(p for a in AGENTS for p in (CONFIG_DIR / "hparams").glob(f"{a}_*.yaml"))
+
+
+@pytest.mark.parametrize("path", CLASSIC_HPARAMS, ids=lambda p: p.stem)
 def test_hparams_files_override_known_fields(path):
     text = path.read_text()
     assert text.startswith("# @package _global_")

@@ -30,8 +30,8 @@ from tests.conftest import run_cli
 LLM_AGENTS = ("llm_zero_shot", "llm_pg")
 TINY = "agent.llm.model=tiny-random"
 #: Rollouts of a few steps and one epoch keep llm_pg runs to seconds.
-SMALL_PG = ("agent.n_envs=4", "agent.n_steps=8", "agent.batch_size=16", "agent.n_epochs=1")
-SMALL_RUN = ("debug=smoke", "budget.env_steps=64", "budget.num_evals=1", "budget.eval_episodes=2", "budget.held_out_episodes=1")
+SMALL_PG = ("agent.n_envs=4", "agent.n_steps=4", "agent.batch_size=16", "agent.n_epochs=1")
+SMALL_RUN = ("debug=smoke", "budget.env_steps=32", "budget.num_evals=1", "budget.eval_episodes=2", "budget.held_out_episodes=1")
 
 MAZE_OBSERVATIONS = [
     "You face north. A wall 1 step ahead; a wall 3 steps left. Mission: get to the green goal square",
@@ -50,7 +50,7 @@ def maze_envs() -> RunEnvs:
 
 def tiny_pg(seed: int = 0, **overrides) -> LLMPG:
     envs = maze_envs()
-    settings = {"n_envs": 4, "n_steps": 8, "batch_size": 16, "n_epochs": 1, "learning_rate": 1e-3, **overrides}
+    settings = {"n_envs": 4, "n_steps": 4, "batch_size": 16, "n_epochs": 1, "learning_rate": 1e-3, **overrides}
     llm = {"model": "tiny-random", **settings.pop("llm", {})}
     return LLMPG(envs.observation_space, envs.action_space, seed=seed, llm=llm, **settings)
 
@@ -64,7 +64,7 @@ def test_runs_through_the_runner(make_config, tmp_path, agent, env):
     assert metrics is not None
     [result_file] = tmp_path.glob("runs/*/result.json")
     result = json.loads(result_file.read_text())
-    assert [point["step"] for point in result["curve"]] == [0, 64]
+    assert [point["step"] for point in result["curve"]] == [0, 32]
     assert set(result["curve"][-1]["held_out"]) == set(result["env_info"]["held_out_contexts"])
     provenance = result["provenance"]
     assert provenance["llm_tokens"] > 0 and provenance["llm_flops"] > 0
@@ -77,7 +77,7 @@ def test_llm_pg_is_deterministic(make_config, tmp_path):
     """Same seed, same training: identical scores, curves, training episodes and weights (SB3 test_deterministic)."""
     results = []
     for name in ("a", "b"):
-        cfg = make_config(*agent_overrides("llm_pg"), "env=maze", *SMALL_RUN, "budget.env_steps=96", f"results_dir={tmp_path / name}")
+        cfg = make_config(*agent_overrides("llm_pg"), "env=maze", *SMALL_RUN, "budget.env_steps=48", f"results_dir={tmp_path / name}")
         run(cfg)
         [run_dir] = (tmp_path / name).glob("runs/*")
         result = json.loads((run_dir / "result.json").read_text())
@@ -96,7 +96,7 @@ def test_llm_pg_is_deterministic(make_config, tmp_path):
 def test_same_seed_same_actions_and_scores():
     first, second = tiny_pg(seed=3), tiny_pg(seed=3)
     for agent in (first, second):
-        agent.learn(maze_envs(), 32, NullHooks())
+        agent.learn(maze_envs(), 16, NullHooks())
     prompts = first.policy.prompts(MAZE_OBSERVATIONS)
     assert torch.equal(first.policy.score(prompts), second.policy.score(prompts))
     np.testing.assert_array_equal(first.act(MAZE_OBSERVATIONS, greedy=False), second.act(MAZE_OBSERVATIONS, greedy=False))
@@ -105,10 +105,10 @@ def test_same_seed_same_actions_and_scores():
 
 @pytest.mark.parametrize("finetune", ["head", "lora", "full"])
 def test_training_changes_only_what_it_should(finetune):
-    agent = tiny_pg(llm={"finetune": finetune, "trained_layers": 1}, n_epochs=2)
+    agent = tiny_pg(llm={"finetune": finetune, "trained_layers": 1})
     agent._build()
     before = {name: p.detach().clone() for name, p in agent.policy.model.named_parameters()}
-    agent.learn(maze_envs(), 32, NullHooks())
+    agent.learn(maze_envs(), 16, NullHooks())
     changed = {name for name, p in agent.policy.model.named_parameters() if not torch.equal(p, before[name])}
     assert changed, "nothing trained"
     if finetune == "head":
@@ -138,9 +138,9 @@ def test_head_cache_gives_the_scores_of_a_full_forward():
 @pytest.mark.parametrize("agent_class", [LLMZeroShot, LLMPG])
 def test_save_and_load(tmp_path, agent_class):
     envs = maze_envs()
-    settings = {"n_envs": 4, "n_steps": 8, "batch_size": 16, "n_epochs": 1, "learning_rate": 1e-2} if agent_class is LLMPG else {"n_envs": 4}
+    settings = {"n_envs": 4, "n_steps": 4, "batch_size": 16, "n_epochs": 1, "learning_rate": 1e-2} if agent_class is LLMPG else {"n_envs": 4}
     trained = agent_class(envs.observation_space, envs.action_space, seed=0, llm={"model": "tiny-random"}, **settings)
-    trained.learn(envs, 32, NullHooks())
+    trained.learn(envs, 16, NullHooks())
     trained.save(tmp_path / "policy")
     restored = agent_class(envs.observation_space, envs.action_space, seed=1, llm={"model": "tiny-random"}, **settings)
     restored.load(tmp_path / "policy")

@@ -31,6 +31,14 @@ class TrainingHooks(Protocol):
     def log(self, global_step: int, values: dict[str, float]) -> None:
         """Log scalars under namespaced keys, e.g. ``{"losses/td_loss": 0.1}``."""
 
+    def checkpoint_point(self, global_step: int) -> None:
+        """Call where all loop state lives in the agent, so ``state_dict()`` captures it.
+
+        Only resumable agents (``resumable = True``) call it. The runner may save a
+        checkpoint here, or save one and stop the run (pre-emption signal). Cheap when
+        nothing is due.
+        """
+
 
 class EnvFactory(Protocol):
     """Training environments of one run, with the state representation already applied."""
@@ -65,6 +73,11 @@ class Agent(Protocol):
         """Restore what ``save`` wrote."""
 
 
+# An agent may also set ``resumable = True``: its ``state_dict()`` then holds everything
+# ``learn`` needs to continue (loop state and training envs included), ``load_state_dict``
+# restores it, and ``learn`` continues from there, calling ``hooks.checkpoint_point``.
+
+
 class NullHooks:
     """Hooks that do nothing: for using an agent outside the runner."""
 
@@ -75,4 +88,7 @@ class NullHooks:
         pass
 
     def log(self, global_step: int, values: dict[str, Any]) -> None:
+        pass
+
+    def checkpoint_point(self, global_step: int) -> None:
         pass

@@ -3,6 +3,9 @@
 One env, one loop: act epsilon-greedily, store the transition in a preallocated numpy
 replay buffer, copy the target network every ``target_update_interval`` env steps and,
 every ``train_freq`` env steps, take ``gradient_steps`` TD steps (SB3's semantics).
+
+Resumable: the loop keeps its state (env, current observation, episode counters) in
+attributes, so every env step is a checkpoint point and ``state_dict`` captures it all.
 """
 
 from __future__ import annotations
@@ -78,6 +81,7 @@ class DQN:
 
     name = "dqn"
     supported_reprs = ("vector", "llm_embed")
+    resumable = True
 
     def __init__(self, observation_space: gym.Space, action_space: gym.Space, seed: int, **hyperparameters):
         hyperparameters.pop("_target_", None)
@@ -107,6 +111,10 @@ class DQN:
         self.buffer_pos = 0
         self.buffer_full = False
         self.global_step = 0
+        # Loop state between env steps; ``None`` outside ``learn``.
+        self.env: gym.Env | None = None
+        self.obs: np.ndarray | None = None
+        self.episodic_return, self.episodic_length = 0.0, 0
 
     # ------------------------------------------------------------------ acting
     @torch.inference_mode()
@@ -121,14 +129,19 @@ class DQN:
 
     # ---------------------------------------------------------------- training
     def learn(self, envs: EnvFactory, total_steps: int, hooks: TrainingHooks) -> None:
-        """Train until ``global_step == total_steps`` (one env, so it stops exactly there)."""
+        """Train until ``global_step == total_steps`` (one env, so it stops exactly there).
+
+        After ``load_state_dict`` of a mid-training state, continues that training.
+        """
         cfg = self.config
         with flush_denormals():
-            env = envs.make()
-            obs, _ = env.reset(seed=self.seed)
-            obs = np.array(obs, np.float32).reshape(self.obs_dim)
+            if self.env is None:
+                self.env = envs.make()
+                obs, _ = self.env.reset(seed=self.seed)
+                self.obs = np.array(obs, np.float32).reshape(self.obs_dim)
+                self.episodic_return, self.episodic_length = 0.0, 0
+            env, obs = self.env, self.obs
             obs_row = torch.from_numpy(obs).view(1, -1)  # acting reads obs through this view, no allocation
-            episodic_return, episodic_length = 0.0, 0
             start_time, start_step = time.perf_counter(), self.global_step
 
             while self.global_step < total_steps:
@@ -155,11 +168,11 @@ class DQN:
                 self.buffer_full = self.buffer_full or self.buffer_pos == 0
                 self.global_step += 1
 
-                episodic_return += float(reward)
-                episodic_length += 1
+                self.episodic_return += float(reward)
+                self.episodic_length += 1
                 if terminated or truncated:
-                    hooks.on_episode(self.global_step, episodic_return, episodic_length)
-                    episodic_return, episodic_length = 0.0, 0
+                    hooks.on_episode(self.global_step, self.episodic_return, self.episodic_length)
+                    self.episodic_return, self.episodic_length = 0.0, 0
                     next_obs, _ = env.reset()
                 obs[:] = np.asarray(next_obs, np.float32).reshape(self.obs_dim)
 
@@ -184,7 +197,9 @@ class DQN:
                         },
                     )
                 hooks.on_step(self.global_step)
+                hooks.checkpoint_point(self.global_step)
             env.close()
+            self.env, self.obs = None, None
 
     def _train_phase(self) -> tuple[torch.Tensor, torch.Tensor]:
         """``gradient_steps`` TD steps on uniform replay samples; returns the last loss and mean Q."""
@@ -226,19 +241,31 @@ class DQN:
         self.q_network.load_state_dict(torch.load(path, weights_only=True)["q_network"])
 
     def state_dict(self) -> dict:
-        """Everything needed to continue training: networks, optimizer, replay buffer, RNG, counters."""
+        """Everything needed to continue training: networks, optimizer, replay buffer, RNG, counters.
+
+        The filled part of the replay buffer is stored whole (no cap: ``2 * count * obs_dim``
+        float32). Mid-``learn`` it also holds the training env (pickled, with its RNG) and
+        the current observation and episode counters; pickle it with ``cloudpickle``.
+        """
+        count = self.config.buffer_size if self.buffer_full else self.buffer_pos
         return {
             "q_network": self.q_network.state_dict(),
             "target_network": self.target_network.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "rng": self.rng.bit_generator.state,
             "buffer": {
-                name: torch.from_numpy(getattr(self, f"buffer_{name}").copy())
+                name: torch.from_numpy(getattr(self, f"buffer_{name}")[:count].copy())
                 for name in ("obs", "next_obs", "actions", "rewards", "terminated")
             },
             "buffer_pos": self.buffer_pos,
             "buffer_full": self.buffer_full,
             "global_step": self.global_step,
+            "loop": None if self.env is None else {
+                "env": self.env,
+                "obs": self.obs.copy(),
+                "episodic_return": self.episodic_return,
+                "episodic_length": self.episodic_length,
+            },
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -247,7 +274,11 @@ class DQN:
         self.optimizer.load_state_dict(state["optimizer"])
         self.rng.bit_generator.state = state["rng"]
         for name, values in state["buffer"].items():
-            getattr(self, f"buffer_{name}")[:] = values.numpy()
+            getattr(self, f"buffer_{name}")[: len(values)] = values.numpy()
         self.buffer_pos = int(state["buffer_pos"])
         self.buffer_full = bool(state["buffer_full"])
         self.global_step = int(state["global_step"])
+        loop = state.get("loop")
+        if loop is not None:
+            self.env, self.obs = loop["env"], np.array(loop["obs"], np.float32)
+            self.episodic_return, self.episodic_length = float(loop["episodic_return"]), int(loop["episodic_length"])

@@ -90,6 +90,9 @@ class LLMPGConfig:
     no reward, and standardising their near-zero advantages turns value noise into policy updates."""
     value_net_arch: list[int] = field(default_factory=lambda: [256])
     """Hidden layer sizes of the value head."""
+    value_grad_to_llm: bool = False
+    """Let the value loss train the LLM layers too (GLAM); off: the value head reads detached
+    hidden states, so early value errors never move the policy."""
 
 
 class LLMPG:
@@ -142,7 +145,8 @@ class LLMPG:
                 policy.model = get_peft_model(policy.model, lora)
                 policy.scorer = ActionScorer(policy.model, policy.tokenizer, counters=policy.scorer.counters)
             hidden_size = policy.scorer.decoder.embed_tokens.embedding_dim
-            self.value_head = mlp(hidden_size, cfg.value_net_arch, 1, "tanh", orthogonal_init=True, out_gain=1.0)
+            # Near-zero initial values: with sparse rewards the first advantages are then near zero, not noise.
+            self.value_head = mlp(hidden_size, cfg.value_net_arch, 1, "tanh", orthogonal_init=True, out_gain=0.01)
         self.value_head.to(policy.device)
         model = policy.model
         if finetune == FineTune.head:
@@ -185,7 +189,8 @@ class LLMPG:
                     # A row's real tokens are its last (prompt length + candidate tokens) columns.
                     real = batch.position_ids[:, batch.prompt_last] + batch.input_ids.shape[1] - batch.prompt_last
                     kept = [lower[row, -int(n) :].clone() for row, n in enumerate(real)]
-        values = self.value_head(output.prompt_hidden.float()).squeeze(-1)
+        prompt_hidden = output.prompt_hidden.float()
+        values = self.value_head(prompt_hidden if self.config.value_grad_to_llm else prompt_hidden.detach()).squeeze(-1)
         return output.scores.float(), values, kept
 
     # ------------------------------------------------------------------ acting
@@ -304,24 +309,22 @@ class LLMPG:
             with torch.no_grad():
                 approx_kl = ((ratio - 1) - log_ratio).mean().item()
                 clip_fraction = ((ratio - 1).abs() > cfg.clip_range).float().mean().item()
+            logged = {
+                "losses/policy_loss": pg_loss.item(),
+                "losses/value_loss": v_loss.item(),
+                "losses/entropy": -entropy_loss.item(),
+                "losses/approx_kl": approx_kl,
+                "losses/clip_fraction": clip_fraction,
+                "charts/learning_rate": self.optimizer.param_groups[0]["lr"],
+                "charts/distinct_prompts": len(rollout.prompts),
+                "charts/SPS": (self.global_step - start_step) / (time.perf_counter() - start_time),
+                **policy.charts(),
+            }
             valid_values, valid_returns = values.reshape(-1)[valid_index], returns.reshape(-1)[valid_index]
             return_var = np.var(valid_returns)
-            explained_var = np.nan if return_var == 0 else 1 - np.var(valid_returns - valid_values) / return_var
-            hooks.log(
-                self.global_step,
-                {
-                    "losses/policy_loss": pg_loss.item(),
-                    "losses/value_loss": v_loss.item(),
-                    "losses/entropy": -entropy_loss.item(),
-                    "losses/approx_kl": approx_kl,
-                    "losses/clip_fraction": clip_fraction,
-                    "losses/explained_variance": float(explained_var),
-                    "charts/learning_rate": self.optimizer.param_groups[0]["lr"],
-                    "charts/distinct_prompts": len(rollout.prompts),
-                    "charts/SPS": (self.global_step - start_step) / (time.perf_counter() - start_time),
-                    **policy.charts(),
-                },
-            )
+            if return_var > 0:  # undefined on a rollout without reward, common with sparse rewards
+                logged["losses/explained_variance"] = float(1 - np.var(valid_returns - valid_values) / return_var)
+            hooks.log(self.global_step, logged)
         vec_env.close()
 
     def provenance(self) -> dict[str, float]:

@@ -7,6 +7,9 @@ Vector envs autoreset in NEXT_STEP mode: the ``step()`` after a done only resets
 and ignores its action. Such transitions are stored with ``valid=False``, left out of the
 loss, and not counted as env steps. Their stored observation is the episode's final
 observation, so ``values[t + 1]`` already bootstraps a truncated step ``t``.
+
+Resumable: between rollouts the loop's state (vector env, last observations, episode
+counters) lives in attributes, so each rollout start is a checkpoint point.
 """
 
 from __future__ import annotations
@@ -82,6 +85,7 @@ class PPO:
 
     name = "ppo"
     supported_reprs = ("vector", "llm_embed")
+    resumable = True
 
     def __init__(self, observation_space: gym.Space, action_space: gym.Space, seed: int, **hyperparameters):
         hyperparameters.pop("_target_", None)
@@ -101,6 +105,7 @@ class PPO:
         self.obs_rms = RunningMeanStd((self.obs_dim,))
         self.return_rms = RunningMeanStd(())
         self.global_step = 0
+        self.loop: dict | None = None  # between rollouts: vec_env, raw_obs, autoreset, episode counters
 
     # ------------------------------------------------------------------ acting
     def _normalize(self, obs: np.ndarray) -> np.ndarray:
@@ -124,11 +129,11 @@ class PPO:
 
         The rollout in which the budget is reached is finished and used, so training stops
         at most ``n_steps * n_envs`` steps past ``total_steps``. Counted steps are real
-        transitions: NEXT_STEP autoreset calls are not counted.
+        transitions: NEXT_STEP autoreset calls are not counted. After ``load_state_dict`` of
+        a mid-training state, continues that training.
         """
         cfg = self.config
         num_steps, num_envs, obs_dim = cfg.n_steps, cfg.n_envs, self.obs_dim
-        vec_env = envs.make_vec(num_envs)
 
         # Rollout storage, shapes (num_steps, num_envs[, obs_dim]).
         obs = np.zeros((num_steps, num_envs, obs_dim), np.float32)
@@ -141,15 +146,26 @@ class PPO:
         valid = np.zeros((num_steps, num_envs), bool)
         advantages = np.zeros((num_steps, num_envs), np.float32)
 
-        raw_obs, _ = vec_env.reset(seed=self.seed)
-        raw_obs = np.asarray(raw_obs, np.float32).reshape(num_envs, obs_dim)
-        autoreset = np.zeros(num_envs, bool)  # this env's next step() only resets it
-        episodic_return = np.zeros(num_envs)
-        episodic_length = np.zeros(num_envs, np.int64)
-        discounted_return = np.zeros(num_envs)  # for reward normalisation
+        if self.loop is None:
+            vec_env = envs.make_vec(num_envs)
+            raw_obs, _ = vec_env.reset(seed=self.seed)
+            self.loop = {
+                "vec_env": vec_env,
+                "raw_obs": np.asarray(raw_obs, np.float32).reshape(num_envs, obs_dim),
+                "autoreset": np.zeros(num_envs, bool),  # this env's next step() only resets it
+                "episodic_return": np.zeros(num_envs),
+                "episodic_length": np.zeros(num_envs, np.int64),
+                "discounted_return": np.zeros(num_envs),  # for reward normalisation
+            }
+        vec_env = self.loop["vec_env"]
         start_time, start_step = time.perf_counter(), self.global_step
 
         while self.global_step < total_steps:
+            hooks.checkpoint_point(self.global_step)
+            # Rollout-local names; written back to self.loop when the rollout ends.
+            raw_obs, autoreset = self.loop["raw_obs"], self.loop["autoreset"]
+            episodic_return, episodic_length = self.loop["episodic_return"], self.loop["episodic_length"]
+            discounted_return = self.loop["discounted_return"]
             progress = self.global_step / total_steps
             learning_rate = cfg.learning_rate * (1.0 - progress) if cfg.anneal_lr else cfg.learning_rate
             clip_range = cfg.clip_range * (1.0 - progress) if cfg.anneal_clip_range else cfg.clip_range
@@ -189,6 +205,10 @@ class PPO:
                     episodic_return[i], episodic_length[i] = 0.0, 0
                 autoreset = done
                 hooks.on_step(self.global_step)
+            self.loop.update(
+                raw_obs=raw_obs, autoreset=autoreset, episodic_return=episodic_return,
+                episodic_length=episodic_length, discounted_return=discounted_return,
+            )
 
             # GAE: a reversed loop; ``dones`` cut the recursion, ``terminateds`` cut the bootstrap.
             with torch.inference_mode():
@@ -254,6 +274,7 @@ class PPO:
                 logged["losses/explained_variance"] = 1 - float(np.var(valid_returns - valid_values)) / return_var
             hooks.log(self.global_step, logged)
         vec_env.close()
+        self.loop = None
 
     # ------------------------------------------------------------- persistence
     def _policy_state(self) -> dict:
@@ -274,7 +295,11 @@ class PPO:
         self.obs_rms.load_state_dict(state["obs_rms"])
 
     def state_dict(self) -> dict:
-        """Everything needed to continue training: policy, optimizer, RNGs, counters."""
+        """Everything needed to continue training: policy, optimizer, RNGs, counters.
+
+        Between rollouts of ``learn`` it also holds the loop state, the vector env included
+        (pickled, with its RNGs); pickle it with ``cloudpickle``.
+        """
         return {
             **self._policy_state(),
             "optimizer": self.optimizer.state_dict(),
@@ -282,6 +307,9 @@ class PPO:
             "torch_rng": self.torch_rng.get_state(),
             "return_rms": self.return_rms.state_dict(),
             "global_step": self.global_step,
+            "loop": None if self.loop is None else {
+                key: value.copy() if isinstance(value, np.ndarray) else value for key, value in self.loop.items()
+            },
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -293,3 +321,4 @@ class PPO:
         self.torch_rng.set_state(state["torch_rng"])
         self.return_rms.load_state_dict(state["return_rms"])
         self.global_step = int(state["global_step"])
+        self.loop = state.get("loop")

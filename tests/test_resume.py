@@ -1,0 +1,117 @@
+"""Pre-emption through the real command line: SIGTERM a run and resume it; SIGKILL a sweep and finish it."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from llmrl_bench import checkpoint, results
+from llmrl_bench.runner import run
+from tests.conftest import REPO, run_cli
+
+# Small budgets that still train past several checkpoints (DQN learns from step 500).
+RESUMABLE = {
+    "dqn": ["budget.env_steps=3000", "agent.learning_starts=500", "agent.gradient_steps=16", "agent.net_arch=[64,64]"],
+    "ppo": ["budget.env_steps=4096", "agent.n_epochs=4"],
+}
+COMMON = ["env=cartpole", "debug=smoke", "budget.num_evals=4", "checkpoint.every_steps=300"]
+ENV = {**os.environ, "LLMRL_BENCH_JOBS": "2", "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
+
+
+def start_cli(*args: str, cwd: Path) -> subprocess.Popen:
+    """``python -m llmrl_bench ARGS`` in its own process group (so a kill reaches every worker)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "llmrl_bench", *args], cwd=cwd, env=ENV, start_new_session=True,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+
+
+def wait_for(predicate, proc: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if proc.poll() is not None:
+            pytest.fail(f"the run ended (rc={proc.returncode}) before the test could interrupt it:\n{proc.stdout.read()[-3000:]}")
+        if time.monotonic() > deadline:
+            os.killpg(proc.pid, signal.SIGKILL)
+            pytest.fail("timed out waiting for the run")
+        time.sleep(0.02)
+
+
+def only_result(results_dir: Path) -> results.RunResult:
+    loaded, errors = results.load_results(results_dir)
+    assert errors == [] and len(loaded) == 1
+    return loaded[0]
+
+
+@pytest.mark.parametrize("agent", sorted(RESUMABLE))
+def test_sigterm_then_rerun_resumes_and_matches_an_uninterrupted_run(tmp_path, make_config, agent):
+    args = [f"agent={agent}", *COMMON, *RESUMABLE[agent]]
+    run(make_config(*args, f"results_dir={tmp_path / 'reference'}"))
+    reference = only_result(tmp_path / "reference")
+
+    out = tmp_path / "interrupted"
+    checkpoint_path = results.run_dir(out, reference.run_id) / checkpoint.CHECKPOINT_FILE
+    proc = start_cli(*args, f"results_dir={out}", cwd=tmp_path)
+    wait_for(checkpoint_path.exists, proc)
+    proc.send_signal(signal.SIGTERM)
+    output = proc.communicate(timeout=120)[0]
+    assert proc.returncode == 128 + signal.SIGTERM, output[-3000:]
+    stopped = re.search(r"checkpoint .* at step (\d+) \(SIGTERM\): stopping", output)
+    assert stopped, output[-3000:]
+    assert checkpoint_path.exists() and results.completed_result(out, reference.run_id) is None
+
+    again = run_cli(*args, f"results_dir={out}", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-3000:]
+    resumed = re.search(r"resume .* from step (\d+)", again.stdout + again.stderr)
+    assert resumed, again.stderr[-3000:]
+    assert resumed.group(1) == stopped.group(1) and 0 < int(stopped.group(1)) < reference.provenance["env_steps"]
+    result = only_result(out)
+    assert result.metrics == reference.metrics
+    assert result.curve == reference.curve
+    for key, values in results.load_episodes(out, result.run_id).items():
+        np.testing.assert_array_equal(values, results.load_episodes(tmp_path / "reference", result.run_id)[key], err_msg=key)
+    assert not checkpoint_path.exists()
+
+
+SWEEP = ["-m", "agent=ppo", "env=cartpole", "seed=0-9", "debug=smoke", "checkpoint.every_steps=128"]
+
+
+def test_sigkill_halfway_through_a_sweep_then_rerun_finishes_only_the_missing_runs(tmp_path, make_config):
+    out = tmp_path / "results"
+    proc = start_cli(*SWEEP, f"results_dir={out}", cwd=tmp_path)
+    wait_for(lambda: len(list(results.iter_result_paths(out))) >= 4, proc, timeout=240)
+    os.killpg(proc.pid, signal.SIGKILL)  # the CLI and its joblib workers, mid-sweep
+    proc.communicate(timeout=60)
+    finished = {path.parent.name for path in results.iter_result_paths(out)}
+    assert 4 <= len(finished) < 10
+
+    again = run_cli(*SWEEP, f"results_dir={out}", cwd=tmp_path, timeout=300)
+    assert again.returncode == 0, again.stderr[-3000:]
+    log = again.stdout + again.stderr
+    assert len(re.findall(r"\[INFO\] - run ", log)) == 10 - len(finished)
+    assert len(re.findall(r"\[INFO\] - skip ", log)) == len(finished)
+
+    # Every result equals an uninterrupted run's, killed or not.
+    loaded, errors = results.load_results(out)
+    assert errors == [] and sorted(r.seed for r in loaded) == list(range(10))
+    for result in loaded:
+        reference_dir = tmp_path / "reference" / str(result.seed)
+        run(make_config(*[a for a in SWEEP[1:] if not a.startswith("seed=")], f"seed={result.seed}", f"results_dir={reference_dir}"))
+        reference = only_result(reference_dir)
+        assert (result.run_id, result.metrics, result.curve) == (reference.run_id, reference.metrics, reference.curve), result.seed
+    assert not list(out.glob(f"runs/*/{checkpoint.CHECKPOINT_FILE}"))
+
+
+def test_agents_without_checkpoint_support_never_checkpoint(tmp_path, make_config):
+    cfg = make_config("agent=q_learning", "env=maze", "debug=smoke", "checkpoint.every_steps=1", f"results_dir={tmp_path}")
+    run(cfg)
+    assert not list(tmp_path.glob(f"runs/*/{checkpoint.CHECKPOINT_FILE}"))
+    assert only_result(tmp_path).status == "completed"
