@@ -68,8 +68,11 @@ def expand_jobs(overrides: Sequence[str]) -> list[list[str]]:
     return [list(job) for job in itertools.product(*choices)]
 
 
-def _one_line(error: Exception) -> str:
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+def _one_line(error: BaseException) -> str:
+    text = str(error)
+    if error.__cause__ is not None:  # Hydra wraps OmegaConf's message (which names the allowed values)
+        text += "\n" + str(error.__cause__)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
     lines = [line for line in lines if "HYDRA_FULL_ERROR" not in line and not line.startswith(("full_key", "reference_type", "object_type"))]
     return " ".join(lines[:3]) or type(error).__name__
 

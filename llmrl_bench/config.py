@@ -93,7 +93,13 @@ def register_configs() -> None:
     cs.store(name="run_schema", node=RunConfig)
     cs.store(group="budget", name="budget_schema", node=BudgetConfig)
     cs.store(group="logger", name="logger_schema", node=LoggerConfig)
-    for group, schemas in (("agent", AGENT_SCHEMAS), ("env", ENV_SCHEMAS), ("repr", REPR_SCHEMAS)):
+    from llmrl_bench.agents.llm_pg import LLMPGConfig
+    from llmrl_bench.agents.llm_zero_shot import LLMZeroShotConfig
+    from llmrl_bench.representations.llm_embed import LLMEmbedConfig
+
+    llm_agents = {"llm_zero_shot_schema": LLMZeroShotConfig, "llm_pg_schema": LLMPGConfig}
+    llm_reprs = {"llm_embed_schema": LLMEmbedConfig}
+    for group, schemas in (("agent", {**AGENT_SCHEMAS, **llm_agents}), ("env", ENV_SCHEMAS), ("repr", {**REPR_SCHEMAS, **llm_reprs})):
         for name, node in schemas.items():
             cs.store(group=group, name=name, node=node)
 
