@@ -64,9 +64,10 @@ def check_config(cfg: DictConfig) -> None:
         )
     if cfg.checkpoint.every_steps <= 0:
         raise ConfigError(f"checkpoint.every_steps={cfg.checkpoint.every_steps} must be a positive integer")
-    validate = getattr(agent_class, "check_config", None)
-    if validate is not None:
-        validate(cfg)
+    for component in (agent_class, get_class(cfg.repr._target_)):  # component-specific checks, one line each
+        validate = getattr(component, "check_config", None)
+        if validate is not None:
+            validate(cfg)
 
 
 def experiment_config(cfg: DictConfig) -> dict[str, Any]:

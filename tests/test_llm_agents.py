@@ -7,7 +7,6 @@ under a minute on two cores.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import gymnasium as gym
 import numpy as np

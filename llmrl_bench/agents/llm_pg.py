@@ -150,7 +150,10 @@ class LLMPG:
         self.value_head.to(policy.device)
         model = policy.model
         if finetune == FineTune.head:
-            split = policy.scorer._split(cfg.llm.trained_layers)  # validates trained_layers
+            num_layers = policy.scorer.num_layers
+            if not 0 <= cfg.llm.trained_layers <= num_layers:
+                raise ValueError(f"llm.trained_layers={cfg.llm.trained_layers} not in [0, {num_layers}] for {cfg.llm.model}")
+            split = num_layers - cfg.llm.trained_layers
             model.requires_grad_(False)
             for layer in policy.scorer.decoder.layers[split:]:
                 layer.requires_grad_(True)

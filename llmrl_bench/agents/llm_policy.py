@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Iterator, Optional, Sequence
+from typing import Any, Iterator, Sequence
 
 import gymnasium as gym
 import numpy as np
@@ -75,9 +75,9 @@ def default_goal(actions: Sequence[str]) -> str:
     return CARTPOLE_GOAL if list(actions) == CARTPOLE_ACTION_NAMES else ""
 
 
-def as_llm_config(llm: Any, schema: type = LLMConfig) -> Any:
-    """``llm`` (a dataclass, a dict or a DictConfig from Hydra) as a ``schema`` instance."""
-    if isinstance(llm, schema):
+def as_llm_config(llm: Any) -> LLMConfig:
+    """``llm`` (a dataclass, a dict or a DictConfig from Hydra) as an :class:`LLMConfig`."""
+    if isinstance(llm, LLMConfig):
         return llm
     from omegaconf import DictConfig, OmegaConf
 
@@ -85,7 +85,7 @@ def as_llm_config(llm: Any, schema: type = LLMConfig) -> Any:
     values.pop("_target_", None)
     if "finetune" in values:
         values["finetune"] = FineTune(values["finetune"])
-    return schema(**values)
+    return LLMConfig(**values)
 
 
 def check_llm_config(llm: LLMConfig, key: str = "agent.llm") -> None:
