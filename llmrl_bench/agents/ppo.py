@@ -255,6 +255,8 @@ class PPO:
                     clip_grad_norm_(self.params, cfg.max_grad_norm)
                     self.optimizer.step()
 
+            if cfg.n_epochs == 0:  # rollout collection only (tests/benchmarks/test_maze_rollout.py)
+                continue
             with torch.no_grad():
                 entropy = -(log_probs_all.exp() * log_probs_all).sum(-1).mean().item()
                 approx_kl = ((ratio - 1) - log_ratio).mean().item()
