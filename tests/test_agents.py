@@ -338,3 +338,17 @@ def test_q_learning_learns_empty_minigrid():
     agent = make_agent("q_learning", "minigrid", seed=0, exploration_fraction=0.5)
     agent.learn(ENVS["minigrid"], 5_000, NullHooks())
     assert greedy_return(agent, ENVS["minigrid"].make, episodes=5) >= 0.9
+
+
+@pytest.mark.parametrize("shape", [(), (3,)])
+def test_running_mean_std_checkpoint_round_trip(shape):
+    """Reward normalisation keeps a scalar (0-d) statistic; checkpoints must hold it too."""
+    from llmrl_bench.agents.networks import RunningMeanStd
+
+    stats = RunningMeanStd(shape)
+    stats.update(np.random.default_rng(0).normal(3.0, 2.0, size=(64, *shape)))
+    restored = RunningMeanStd(shape)
+    restored.load_state_dict(stats.state_dict())
+    np.testing.assert_array_equal(restored.mean, stats.mean)
+    np.testing.assert_array_equal(restored.var, stats.var)
+    assert restored.count == stats.count and np.shape(restored.mean) == shape

@@ -146,12 +146,12 @@ class RunningMeanStd:
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return {
-            "mean": torch.from_numpy(self.mean.copy()),
-            "var": torch.from_numpy(self.var.copy()),
+            "mean": torch.from_numpy(np.array(self.mean, np.float64)),  # 0-d for a scalar (rewards)
+            "var": torch.from_numpy(np.array(self.var, np.float64)),
             "count": torch.tensor(self.count, dtype=torch.float64),
         }
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        self.mean = state["mean"].numpy().copy()
-        self.var = state["var"].numpy().copy()
+        self.mean = np.array(state["mean"].numpy(), np.float64)
+        self.var = np.array(state["var"].numpy(), np.float64)
         self.count = float(state["count"])
