@@ -352,3 +352,14 @@ def test_running_mean_std_checkpoint_round_trip(shape):
     np.testing.assert_array_equal(restored.mean, stats.mean)
     np.testing.assert_array_equal(restored.var, stats.var)
     assert restored.count == stats.count and np.shape(restored.mean) == shape
+
+
+def test_running_mean_std_ignores_an_empty_batch():
+    """PPO passes only the non-resetting envs; when all reset at once the batch is empty."""
+    from llmrl_bench.agents.networks import RunningMeanStd
+
+    stats = RunningMeanStd(())
+    stats.update(np.array([1.0, 2.0, 4.0]))
+    before = (stats.mean.copy(), stats.var.copy(), stats.count)
+    stats.update(np.zeros((0,)))
+    assert (stats.mean, stats.var, stats.count) == before and np.isfinite(stats.mean)

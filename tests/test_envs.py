@@ -239,10 +239,21 @@ def test_training_env_draws_every_layout_and_eval_seeds_cover_them():
     suite = SUITES["maze"]
     env = suite.make(TRAIN).unwrapped
     env.reset(seed=0)
-    drawn = {env.reset()[1]["layout_index"] for _ in range(600)}
-    assert drawn == set(range(64))
-    by_eval_seed = {env.reset(seed=EVAL_SEED_OFFSET + i)[1]["layout_index"] for i in range(64)}
-    assert by_eval_seed == set(range(64))
+    count = suite.num_train_layouts * len(suite.train_sizes)
+    drawn = {env.reset()[1]["layout_index"] for _ in range(20 * count)}
+    assert drawn == set(range(count))
+    by_eval_seed = {env.reset(seed=EVAL_SEED_OFFSET + i)[1]["layout_index"] for i in range(count)}
+    assert by_eval_seed == set(range(count))
+
+
+@pytest.mark.parametrize("actions, expected", [("navigation", 3), ("all", 7)])
+def test_maze_action_space(actions, expected):
+    env = MazeSuite(actions=actions).make(TRAIN)
+    assert env.action_space.n == expected
+    env.reset(seed=0)
+    start = tuple(env.unwrapped.agent_pos), env.unwrapped.agent_dir
+    env.step(1)  # turn right: same cell, next heading
+    assert (tuple(env.unwrapped.agent_pos), env.unwrapped.agent_dir) == (start[0], (start[1] + 1) % 4)
 
 
 @pytest.mark.parametrize("context", ["held_out_7x7", "held_out_9x9", "held_out_11x11"])

@@ -222,3 +222,9 @@ def test_llm_embed_feeds_classic_agents(make_config, tmp_path, env):
     assert run(cfg) is not None
     [result_file] = tmp_path.glob("runs/*/result.json")
     assert json.loads(result_file.read_text())["repr"] == "llm_embed"
+
+
+def test_empty_batch():
+    envs = maze_envs()
+    agent = LLMZeroShot(envs.observation_space, envs.action_space, seed=0, llm={"model": "tiny-random"})
+    assert agent.act([]).shape == (0,)

@@ -63,7 +63,7 @@ class LLMPGConfig:
     """Parallel envs; their prompts are scored as one batch."""
     n_steps: int = 32
     """Batched steps per rollout; a rollout holds ``n_steps * n_envs`` transitions."""
-    batch_size: int = 64
+    batch_size: int = 128
     """Transitions per minibatch."""
     n_epochs: int = 4
     """Passes over each rollout."""

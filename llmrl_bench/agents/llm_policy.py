@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from llmrl_bench.representations.llm_embed import LLMModelConfig, autocast_context, check_model_config
-from llmrl_bench.representations.text import CARTPOLE_ACTION_NAMES, MINIGRID_ACTION_NAMES
+from llmrl_bench.representations.text import CARTPOLE_ACTION_NAMES, MINIGRID_ACTION_NAMES, NUM_NAVIGATION_ACTIONS
 
 #: Prompt goal line for CartPole, whose observations carry no mission.
 CARTPOLE_GOAL = "keep the pole upright for as long as possible"
@@ -62,9 +62,9 @@ class LLMConfig(LLMModelConfig):
 
 
 def default_actions(num_env_actions: int) -> list[str]:
-    """Candidate action strings by action-space size: 7 is MiniGrid, 2 is CartPole."""
-    if num_env_actions == len(MINIGRID_ACTION_NAMES):
-        return list(MINIGRID_ACTION_NAMES)
+    """Candidate action strings by action-space size: 7 is MiniGrid, 3 its navigation actions (the maze), 2 is CartPole."""
+    if num_env_actions in (len(MINIGRID_ACTION_NAMES), NUM_NAVIGATION_ACTIONS):
+        return list(MINIGRID_ACTION_NAMES[:num_env_actions])
     if num_env_actions == len(CARTPOLE_ACTION_NAMES):
         return list(CARTPOLE_ACTION_NAMES)
     raise ValueError(f"no default action names for {num_env_actions} actions; set agent.actions")
@@ -183,6 +183,8 @@ class LLMPolicy:
     def score(self, prompts: Sequence[str]) -> torch.Tensor:
         """(batch, num_actions) float32 CPU scores; memoised prompts run no forward."""
         self.ensure_loaded()
+        if not prompts:  # every env of a batch may be resetting at once
+            return torch.zeros((0, len(self.actions)))
         if not self.llm.score_cache:
             return self._score(prompts)
         missing = list(dict.fromkeys(p for p in prompts if p not in self.scores))

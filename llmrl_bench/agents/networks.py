@@ -135,7 +135,9 @@ class RunningMeanStd:
         self.count = epsilon
 
     def update(self, batch: np.ndarray) -> None:
-        """Chan et al.'s parallel update with a ``(batch, *shape)`` array."""
+        """Chan et al.'s parallel update with a ``(batch, *shape)`` array; an empty batch changes nothing."""
+        if len(batch) == 0:  # every env of a vector env resetting at once (e.g. simultaneous timeouts)
+            return
         batch_mean, batch_var, batch_count = batch.mean(0), batch.var(0), batch.shape[0]
         delta = batch_mean - self.mean
         total = self.count + batch_count

@@ -40,6 +40,13 @@ class MazeReward(str, Enum):
     step_penalty = "step_penalty"
 
 
+class MazeActions(str, Enum):
+    """Action spaces of the maze: MiniGrid's 3 moves (default) or all 7 (4 of them no-ops here)."""
+
+    navigation = "navigation"
+    all = "all"
+
+
 #: Discount under which the ``step_penalty`` reward reproduces the classic maze example.
 RECOMMENDED_GAMMA = 0.9
 
@@ -271,6 +278,10 @@ class MazeEnv(MiniGridEnv):
     | 5   | toggle       | Unused       |
     | 6   | done         | Unused       |
 
+    ``actions="navigation"`` (default) keeps only actions 0-2, ``Discrete(3)``: a maze has
+    nothing to pick up or toggle, and the 4 no-op actions would make a random walk more than
+    twice as slow to explore. ``actions="all"`` keeps MiniGrid's ``Discrete(7)``.
+
     ## Observation
 
     MiniGrid's dict: ``image`` (7x7x3 egocentric view of object, colour, state indices),
@@ -311,9 +322,11 @@ class MazeEnv(MiniGridEnv):
         num_held_out_layouts: int = 16,
         reward: str = "default",
         max_steps_factor: int = 4,
+        actions: str = "navigation",
         see_through_walls: bool = False,
         **kwargs: Any,
     ):
+        self.actions_mode = MazeActions(actions).value
         self.sizes = tuple(int(size) for size in sizes)
         self.split = split
         self.reward_mode = MazeReward(reward).value
@@ -333,6 +346,8 @@ class MazeEnv(MiniGridEnv):
             see_through_walls=see_through_walls,
             **kwargs,
         )
+        if self.actions_mode == MazeActions.navigation.value:
+            self.action_space = gym.spaces.Discrete(3)  # MiniGrid.step reads actions by number: 0-2 are the moves
 
     @property
     def layout(self) -> MazeLayout:
@@ -397,14 +412,16 @@ class MazeSuite(EnvSuite):
     def __init__(
         self,
         name: str = "maze",
-        train_sizes: Sequence[int] = (7, 9),
+        train_sizes: Sequence[int] = (7,),
         held_out_sizes: Sequence[int] = (7, 9, 11),
         num_train_layouts: int = 32,
         num_held_out_layouts: int = 16,
         reward: str = "default",
         max_steps_factor: int = 4,
+        actions: str = "navigation",
     ):
         reward = MazeReward(reward).value  # accepts the config's Enum or a plain string
+        self.actions = MazeActions(actions).value
         self.name = name
         self.train_sizes = tuple(int(size) for size in train_sizes)
         self.held_out_sizes = tuple(int(size) for size in held_out_sizes)
@@ -441,6 +458,7 @@ class MazeSuite(EnvSuite):
             num_held_out_layouts=self.num_held_out_layouts,
             reward=self.reward,
             max_steps_factor=self.max_steps_factor,
+            actions=self.actions,
             max_episode_steps=max(maze_max_steps(size, self.max_steps_factor) for size in sizes),
         )
 
@@ -464,7 +482,7 @@ class MazeConfig:
     _target_: str = "llmrl_bench.envs.maze.MazeSuite"
     name: str = "maze"
     """Suite name in results."""
-    train_sizes: list[int] = field(default_factory=lambda: [7, 9])
+    train_sizes: list[int] = field(default_factory=lambda: [7])
     """Interior sizes (odd) of the training mazes."""
     held_out_sizes: list[int] = field(default_factory=lambda: [7, 9, 11])
     """Interior sizes of the held-out contexts, one context ``held_out_{n}x{n}`` each."""
@@ -476,3 +494,5 @@ class MazeConfig:
     """``default`` (MiniGrid's 1 - 0.9 * steps / max_steps) or ``step_penalty`` (+1 at the goal, -1 per other step)."""
     max_steps_factor: int = 4
     """Step limit of a size-n maze is max_steps_factor * n * n."""
+    actions: MazeActions = MazeActions.navigation
+    """``navigation`` (turn left, turn right, go forward: ``Discrete(3)``) or ``all`` (MiniGrid's 7 actions)."""

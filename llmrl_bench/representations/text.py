@@ -30,6 +30,8 @@ TEXT_CHARSET = string.ascii_letters + string.digits + " .,;:!?'-/()"
 TEXT_MAX_LENGTH = 4096
 
 MINIGRID_ACTION_NAMES = ["turn left", "turn right", "go forward", "pick up", "drop", "toggle", "done"]
+#: The maze's default action space is MiniGrid's first three actions (turn left, turn right, go forward).
+NUM_NAVIGATION_ACTIONS = 3
 CARTPOLE_ACTION_NAMES = ["push the cart left", "push the cart right"]
 
 #: MiniGrid's direction numbers as compass headings (x grows east, y grows south).
@@ -44,7 +46,7 @@ _DOOR_STATES = ("open", "closed", "locked")
 def action_names(suite: "EnvSuite") -> list[str]:
     """Candidate action strings of ``suite``'s env family, indexed by action number."""
     if suite.family == "minigrid":
-        return list(MINIGRID_ACTION_NAMES)
+        return list(MINIGRID_ACTION_NAMES[: suite.make().action_space.n])
     if suite.family == "classic_control":
         return list(CARTPOLE_ACTION_NAMES)
     raise ValueError(f"no action names for env family {suite.family!r}")
