@@ -401,3 +401,22 @@ def test_cartpole_make_vec_is_numpy_vectorised_with_next_step_autoreset():
         assert (reward[~done] == 1).all()
         done = terminated | truncated
     assert obs.shape == (4, 4)
+
+
+@pytest.mark.parametrize("sizes, split", [((7,), TRAIN), ((9, 11), HELD_OUT)])
+def test_cached_maze_observations_equal_rendered_ones(sizes, split):
+    """The observation memo returns exactly what MiniGrid renders, on long random walks."""
+    cached = MazeEnv(sizes=sizes, split=split)
+    rendered = MazeEnv(sizes=sizes, split=split, cache_observations=False)
+    rng = np.random.default_rng(0)
+    for episode in range(6):
+        obs_cached, _ = cached.reset(seed=episode)
+        obs_rendered, _ = rendered.reset(seed=episode)
+        for action in rng.integers(0, 3, size=150):
+            np.testing.assert_array_equal(obs_cached["image"], obs_rendered["image"])
+            assert obs_cached["direction"] == obs_rendered["direction"]
+            obs_cached, reward_cached, done_cached, _, _ = cached.step(int(action))
+            obs_rendered, reward_rendered, done_rendered, _, _ = rendered.step(int(action))
+            assert (reward_cached, done_cached) == (reward_rendered, done_rendered)
+            if done_cached:
+                break

@@ -246,6 +246,11 @@ def _maze_mission() -> str:
     return MAZE_MISSION
 
 
+#: Observation images by (size, layout seed, x, y, heading, view size, see-through): at most 11x11 cells x 4 headings per layout.
+_OBSERVATION_CACHE: dict[tuple, np.ndarray] = {}
+_OBSERVATION_CACHE_MAX = 2_000_000
+
+
 class MazeEnv(MiniGridEnv):
     """
     ## Description
@@ -323,10 +328,12 @@ class MazeEnv(MiniGridEnv):
         reward: str = "default",
         max_steps_factor: int = 4,
         actions: str = "navigation",
+        cache_observations: bool = True,
         see_through_walls: bool = False,
         **kwargs: Any,
     ):
         self.actions_mode = MazeActions(actions).value
+        self.cache_observations = bool(cache_observations)
         self.sizes = tuple(int(size) for size in sizes)
         self.split = split
         self.reward_mode = MazeReward(reward).value
@@ -379,6 +386,25 @@ class MazeEnv(MiniGridEnv):
         self.agent_pos = layout.start
         self.agent_dir = layout.start_dir
         self.mission = MAZE_MISSION
+
+    def gen_obs(self) -> dict[str, Any]:
+        """MiniGrid's observation, memoised: in a maze the view depends only on layout, cell and heading.
+
+        Rendering the egocentric view (slice, rotations, visibility) is most of a MiniGrid
+        step; mazes revisit the same (cell, heading) constantly. Every env of the process shares
+        the memo; each call returns a fresh copy (Gymnasium's rule: callers keep observations).
+        """
+        if not self.cache_observations or self.carrying is not None:
+            return super().gen_obs()
+        layout = self.layouts[self.layout_index]  # a pure function of (size, layout_seed)
+        key = (layout.size, layout.layout_seed, self.agent_pos[0], self.agent_pos[1], self.agent_dir, self.agent_view_size, self.see_through_walls)
+        image = _OBSERVATION_CACHE.get(key)
+        if image is None:
+            image = super().gen_obs()["image"]
+            image.setflags(write=False)
+            if len(_OBSERVATION_CACHE) < _OBSERVATION_CACHE_MAX:
+                _OBSERVATION_CACHE[key] = image
+        return {"image": image.copy(), "direction": self.agent_dir, "mission": self.mission}
 
     def _reward(self) -> float:
         if self.reward_mode == "step_penalty":
