@@ -363,3 +363,17 @@ def test_running_mean_std_ignores_an_empty_batch():
     before = (stats.mean.copy(), stats.var.copy(), stats.count)
     stats.update(np.zeros((0,)))
     assert (stats.mean, stats.var, stats.count) == before and np.isfinite(stats.mean)
+
+
+def test_q_learning_breaks_ties_at_random_while_training():
+    """Unseen states have equal values; exploiting them must not always pick action 0 (spinning in place)."""
+    from llmrl_bench.agents.base import NullHooks
+    from llmrl_bench.agents.q_learning import QLearning
+    from llmrl_bench.envs.maze import MazeSuite
+    from llmrl_bench.representations.vector import VectorRepresentation
+    from llmrl_bench.runner import RunEnvs
+
+    envs = RunEnvs(MazeSuite(), VectorRepresentation())
+    agent = QLearning(envs.observation_space, envs.action_space, seed=0, exploration_initial_eps=0.0, exploration_final_eps=0.0)
+    agent.learn(envs, 150, NullHooks())  # within one episode (196 steps)
+    assert len(agent.table) > 5  # spinning on action 0 sees the 4 headings of one cell (5 keys with the next state)

@@ -128,8 +128,9 @@ class QLearning:
             values = self._values(key)
             if self.rng.random() < epsilon:
                 action = int(self.rng.integers(self.n_actions))
-            else:
-                action = int(np.argmax(values))
+            else:  # ties broken at random: argmax's first index would spin in place in every new state
+                best = np.flatnonzero(values == values.max())
+                action = int(best[0] if len(best) == 1 else best[self.rng.integers(len(best))])
 
             obs, reward, terminated, truncated, _ = env.step(action)
             next_key = self.state_key(np.asarray(obs).reshape(self.obs_dim))
