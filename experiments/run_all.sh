@@ -13,7 +13,7 @@ PAPER_OUT="${PAPER_OUT:-paper}"
 LOGGER="${LOGGER:-none}"
 export LLMRL_BENCH_JOBS="${LLMRL_BENCH_JOBS:-2}"
 PY=.venv/bin/python
-EXPERIMENTS=(reproduce_rlzoo_cartpole reproduce_rlzoo_minigrid maze_classic)
+EXPERIMENTS=(reproduce_rlzoo_cartpole reproduce_rlzoo_minigrid maze_classic maze_llm empty_llm)
 
 make venv
 for experiment in "${EXPERIMENTS[@]}"; do

@@ -147,3 +147,13 @@ def test_plots_draw_into_a_given_axes():
     profile = {"PPO": stats.performance_profile(SCORES["PPO"], TAUS)}
     out_fig, out_ax = plots.plot_performance_profiles(TAUS, profile, ax=ax)
     assert out_fig is fig and out_ax is ax
+
+
+def test_error_bars_tolerate_a_bound_that_misses_the_point_by_rounding():
+    """A bootstrap bound can sit 1e-16 on the wrong side of the IQM (all seeds but one equal)."""
+    estimates = {("llm_pg", "text"): {"train": (0.955, 0.318, 0.9549999999999998), "held_out": (0.5, 0.5000000000000001, 0.6)}}
+    _, ax = plots.plot_train_vs_held_out(estimates)
+    assert len(ax.patches) == 2
+    flops = {"llm_pg": np.array([1e12])}
+    returns = {"llm_pg": np.array([0.955])}
+    plots.plot_return_vs_compute(flops, returns, {"llm_pg": (np.array([0.318]), np.array([0.9549999999999998]))})

@@ -1,6 +1,6 @@
 """LLM env steps per second of ``llm_zero_shot`` with and without the prefix cache, real SmolLM2-135M on CPU.
 
-The agent plays the default maze with ``NUM_ENVS`` parallel envs and MiniGrid's 7 candidate
+The agent plays the maze (``actions="all"``) with ``NUM_ENVS`` parallel envs and MiniGrid's 7 candidate
 actions, its score memo off (``llm.score_cache=false``) so every step runs the model. In one
 process, on ``THREADS`` threads:
 
@@ -70,7 +70,7 @@ def play(envs: RunEnvs, batched_steps: int, **llm) -> tuple[float, float, float]
 
 def test_zero_shot_steps_per_second(benchmark):
     torch.set_num_threads(THREADS)
-    envs = RunEnvs(MazeSuite(), TextRepresentation())
+    envs = RunEnvs(MazeSuite(actions="all"), TextRepresentation())  # MiniGrid's 7 actions: 7 candidates
     fp32_peak, bf16_peak = fp32_matmul_peak(), bf16_matmul_peak()
     play(envs, 1)  # warm-up
 
