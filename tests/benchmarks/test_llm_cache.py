@@ -62,9 +62,9 @@ def minigrid_prompts(num_envs: int) -> list[str]:
     return prompts
 
 
-def fp32_matmul_peak(size: int = PEAK_MATMUL_SIZE, repeats: int = 5) -> float:
-    """Best FLOP/s of a (size x size) @ (size x size) float32 matmul on the current threads."""
-    a, b = torch.randn(size, size), torch.randn(size, size)
+def matmul_peak(dtype: torch.dtype = torch.float32, size: int = PEAK_MATMUL_SIZE, repeats: int = 5) -> float:
+    """Best FLOP/s of a (size x size) @ (size x size) matmul in ``dtype`` on the current threads."""
+    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
     torch.mm(a, b)
     best = float("inf")
     for _ in range(repeats):
@@ -72,6 +72,15 @@ def fp32_matmul_peak(size: int = PEAK_MATMUL_SIZE, repeats: int = 5) -> float:
         torch.mm(a, b)
         best = min(best, time.perf_counter() - start)
     return 2.0 * size**3 / best
+
+
+def report(benchmark, info: dict) -> None:
+    """Record ``info`` in the benchmark's extra_info and print it, one aligned line per key."""
+    benchmark.extra_info.update(info)
+    width = max(map(len, info))
+    print()
+    for key, value in info.items():
+        print(f"  {key:{width}s} {value:.4g}" if isinstance(value, float) else f"  {key:{width}s} {value}")
 
 
 def timed(scorer: ActionScorer, step: Callable[[], torch.Tensor]) -> tuple[torch.Tensor, float, float]:
@@ -87,7 +96,7 @@ def test_prefix_cache_speedup(benchmark):
     model, tokenizer = load_model("smollm2-135m")
     scorer = ActionScorer(model, tokenizer)
     prompts = minigrid_prompts(NUM_ENVS)
-    peak = fp32_matmul_peak()
+    peak = matmul_peak(torch.float32)
 
     def prefix_shared() -> torch.Tensor:
         return scorer.score(prompts, MINIGRID_ACTIONS)
@@ -137,8 +146,5 @@ def test_prefix_cache_speedup(benchmark):
         "unshared_mfu": unshared_flops / unshared_seconds / peak,
         "naive_mfu": naive_flops / naive_seconds / peak,
     }
-    benchmark.extra_info.update(info)
-    print()
-    for key, value in info.items():
-        print(f"  {key:28s} {value:.4g}" if isinstance(value, float) else f"  {key:28s} {value}")
+    report(benchmark, info)
     assert info["speedup"] >= SPEEDUP_TARGET
