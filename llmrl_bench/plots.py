@@ -246,6 +246,13 @@ def plot_probability_of_improvement(
     return fig, ax
 
 
+def _error_bar_lengths(points, lows, highs) -> np.ndarray:
+    """``(2, n)`` lengths below and above each point for ``errorbar``, clipped at 0: a bootstrap
+    bound can miss its point estimate (by a rounding error when all but one seed tie)."""
+    points, lows, highs = (np.asarray(values, dtype=float) for values in (points, lows, highs))
+    return np.maximum(np.stack([points - lows, highs - points]), 0.0)
+
+
 def plot_train_vs_held_out(
     estimates: Mapping[str | tuple[str, ...], Mapping[str, Estimate]],
     splits: Sequence[str] | None = None,
@@ -293,7 +300,7 @@ def plot_train_vs_held_out(
                 linewidth=1.5,
                 alpha=0.85 if solid else 1.0,
             )
-            ax.errorbar(g + offset, point, yerr=[[max(point - low, 0.0)], [max(high - point, 0.0)]], color="k", capsize=3, linewidth=1)
+            ax.errorbar(g + offset, point, yerr=_error_bar_lengths([point], [low], [high]), color="k", capsize=3, linewidth=1)
     labels = ["\n".join(group) if isinstance(group, tuple) else group for group in groups]
     ax.set_xticks(range(len(groups)), labels)
     legend = [
@@ -343,8 +350,7 @@ def plot_return_vs_compute(
         ax.plot(flops[order], returns[order], marker="o", color=colors[algorithm], linewidth=2, label=algorithm)
         if return_cis_by_algorithm is not None and algorithm in return_cis_by_algorithm:
             low, high = (np.asarray(bound, dtype=float)[order] for bound in return_cis_by_algorithm[algorithm])
-            # clipped at 0: a bootstrap bound can miss the point estimate by a rounding error
-            yerr = np.maximum(np.stack([returns[order] - low, high - returns[order]]), 0.0)
+            yerr = _error_bar_lengths(returns[order], low, high)
             ax.errorbar(flops[order], returns[order], yerr=yerr, fmt="none", ecolor=colors[algorithm], capsize=3)
     ax.set_xscale("log")
     ax.legend(frameon=False)
