@@ -1,4 +1,4 @@
-"""Greedy evaluation on fixed evaluation seeds, batched over episodes."""
+"""Evaluation of the agent's evaluation policy (``act(greedy=True)``) on fixed evaluation seeds, batched over episodes."""
 
 from __future__ import annotations
 

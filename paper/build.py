@@ -512,9 +512,15 @@ def runtime_table(cells: Sequence[Cell]) -> Table:
     return Table("runtime", caption, header, tuple(rows), "lllrr" + "r" * 6)
 
 
+def evaluation_policy(run: RunResult) -> str:
+    """``argmax``, or ``sampled (T=…)`` for an LLM agent run with ``llm.eval_sampling``."""
+    llm = run.config.get("agent", {}).get("llm") or {}
+    return f"sampled (T={llm.get('temperature')})" if llm.get("eval_sampling") else "argmax"
+
+
 def protocol_table(cells: Sequence[Cell]) -> Table:
-    header = ("env", "agent", "repr", "sweep", "seeds", "env steps", "evaluations", "eval episodes",
-              "held-out episodes × contexts")
+    header = ("env", "agent", "repr", "sweep", "seeds", "env steps", "evaluations", "evaluation policy",
+              "eval episodes", "held-out episodes × contexts")
     rows = []
     for cell in cells:
         budget = cell.budget
@@ -522,13 +528,15 @@ def protocol_table(cells: Sequence[Cell]) -> Table:
         rows.append((
             cell.env, cell.agent, cell.repr, ", ".join(cell.sweeps), fmt_seeds(cell.seeds),
             str(budget.get("env_steps", "–")), str(budget.get("num_evals", 0) + 1),
-            str(budget.get("eval_episodes", "–")),
+            evaluation_policy(cell.runs[0]), str(budget.get("eval_episodes", "–")),
             f"{budget.get('held_out_episodes', '–')} × {len(contexts) if contexts is not None else '–'}",
         ))
     caption = ("Protocol per agent × representation × env: the sweep that made the runs, the seeds, the training "
-               "budget, the number of greedy evaluations (evenly spaced from step 0), the episodes per "
-               "evaluation on the training split, and the episodes per held-out context.")
-    return Table("protocol", caption, header, tuple(rows), "llllrrrrr")
+               "budget, the number of evaluations (evenly spaced from step 0), the evaluation policy (the "
+               "argmax action, or for LLM agents with llm.eval_sampling a sample of their softmax at "
+               "temperature T), the episodes per evaluation on the training split, and the episodes per "
+               "held-out context.")
+    return Table("protocol", caption, header, tuple(rows), "llllrrrlrr")
 
 
 def reproduction_table(table: reproductions.PublishedTable, rows: Sequence[reproductions.ReproductionRow],
@@ -584,8 +592,8 @@ def readme(report: "BuildReport", tables: dict[str, Table], figures: list[tuple[
         "",
         "## Protocol",
         "",
-        "Each run trains one agent with one representation on one env from one seed, then evaluates the greedy "
-        "policy at evenly spaced steps from step 0 to the budget: episodes on the training distribution and on "
+        "Each run trains one agent with one representation on one env from one seed, then evaluates its "
+        "evaluation policy (the argmax action unless the protocol table says sampled) at evenly spaced steps from step 0 to the budget: episodes on the training distribution and on "
         "every held-out context, with fixed evaluation seeds that training never uses (`docs/metrics.md`).",
         "",
         tables["protocol"].markdown(),

@@ -16,7 +16,7 @@ import torch
 pytest.importorskip("transformers", reason="the llm extra is not installed (pip install -e .[llm])")
 
 from llmrl_bench.agents.base import NullHooks
-from llmrl_bench.agents.llm_pg import LLMPG, _RolloutPrompts
+from llmrl_bench.agents.llm_pg import LLMPG, _RolloutPrompts, novelty_bonus
 from llmrl_bench.agents.llm_policy import CARTPOLE_GOAL, candidate_actions
 from llmrl_bench.agents.llm_zero_shot import LLMZeroShot
 from llmrl_bench.cli import check_command_line
@@ -25,6 +25,7 @@ from llmrl_bench.representations import TextRepresentation
 from llmrl_bench.representations.llm_embed import LLMEmbedRepresentation
 from llmrl_bench.runner import ConfigError, RunEnvs, run
 from tests.conftest import run_cli
+from tests.test_agents import RecordingHooks
 
 LLM_AGENTS = ("llm_zero_shot", "llm_pg")
 TINY = "agent.llm.model=tiny-random"
@@ -176,6 +177,50 @@ def test_acts_with_env_action_ids():
     assert set(actions) == {0, 2}
 
 
+def test_novelty_bonus_pays_first_visits_of_each_episode():
+    seen = [{"a"}, {"x"}]
+    steps = [  # (observations, autoreset) -> expected bonus
+        ((["b", "x"], [False, False]), [0.5, 0.0]),  # env 0 moved somewhere new; env 1 bumped a wall
+        ((["b", "y"], [False, False]), [0.0, 0.5]),
+        ((["a", "x"], [False, False]), [0.0, 0.0]),  # back where each started
+        ((["a", "x"], [True, False]), [0.0, 0.0]),  # env 0 reset: a new episode begins at "a"
+        ((["b", "z"], [False, False]), [0.5, 0.5]),  # "b" is new again in env 0's new episode
+    ]
+    for (observations, autoreset), expected in steps:
+        np.testing.assert_array_equal(novelty_bonus(observations, np.array(autoreset), seen, 0.5), expected)
+
+
+def test_novelty_bonus_changes_training():
+    trained, logs = {}, {}
+    for bonus in (0.0, 0.1):
+        agent = tiny_pg(novelty_bonus=bonus)
+        hooks = RecordingHooks()
+        agent.learn(maze_envs(), 32, hooks)
+        trained[bonus] = {name: p.detach().clone() for name, p in agent.policy.model.named_parameters() if p.requires_grad}
+        logs[bonus] = [values for _, values in hooks.logs]
+    assert all("charts/novelty_bonus_per_step" not in values for values in logs[0.0])
+    assert all(0 < values["charts/novelty_bonus_per_step"] <= 0.1 for values in logs[0.1])
+    assert any(not torch.equal(value, trained[0.0][name]) for name, value in trained[0.1].items())
+
+
+def test_eval_sampling_samples_from_its_own_generator():
+    """``llm.eval_sampling``: evaluation samples the softmax, repeats per seed and leaves the training RNG alone."""
+    envs = maze_envs()
+    observations = MAZE_OBSERVATIONS * 30
+
+    def zero_shot(eval_sampling: bool) -> LLMZeroShot:
+        llm = {"model": "tiny-random", "temperature": 5.0, "eval_sampling": eval_sampling}
+        return LLMZeroShot(envs.observation_space, envs.action_space, seed=0, llm=llm)
+
+    argmax, first, second = zero_shot(False), zero_shot(True), zero_shot(True)
+    greedy_actions = argmax.act(observations)
+    sampled = first.act(observations)
+    assert len(set(sampled.tolist())) > len(set(greedy_actions.tolist()))  # the argmax repeats one action per prompt
+    np.testing.assert_array_equal(sampled, second.act(observations))
+    # Training draws match an agent that never evaluated by sampling.
+    np.testing.assert_array_equal(first.act(observations, greedy=False), argmax.act(observations, greedy=False))
+
+
 @pytest.mark.parametrize(
     "overrides, message",
     [
@@ -184,6 +229,7 @@ def test_acts_with_env_action_ids():
         (("agent=llm_pg", "agent.llm.model=/no/such/model/dir"), "agent.llm.model='/no/such/model/dir' is not a known model or an existing path"),
         (("agent=llm_pg", "agent.llm.finetune=banana"), "banana"),
         (("agent=llm_pg", "agent.llm.temperature=0"), "must be > 0 for llm_pg"),
+        (("agent=llm_zero_shot", "agent.llm.eval_sampling=true", "agent.llm.temperature=0"), "eval_sampling=true needs agent.llm.temperature > 0, got 0"),
         (("agent=dqn", "repr=llm_embed", "repr.llm.model=nope"), "repr.llm.model='nope' is not a known model"),
     ],
 )

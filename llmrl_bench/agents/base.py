@@ -60,7 +60,9 @@ class Agent(Protocol):
     def act(self, observations: np.ndarray | Sequence[str], greedy: bool = True) -> np.ndarray:
         """Actions (int64, shape ``(batch,)``) for a batch of observations.
 
-        ``greedy=True`` is the evaluation policy and must use no randomness.
+        ``greedy=True`` is the evaluation policy. It must not draw from the training RNG; it is
+        deterministic, except that LLM agents with ``llm.eval_sampling`` sample from a
+        generator kept for evaluation (seeded, so a run still repeats exactly).
         """
 
     def learn(self, envs: EnvFactory, total_steps: int, hooks: TrainingHooks) -> None:

@@ -93,6 +93,9 @@ class LLMPGConfig:
     value_grad_to_llm: bool = False
     """Let the value loss train the LLM layers too (GLAM); off: the value head reads detached
     hidden states, so early value errors never move the policy."""
+    novelty_bonus: float = 0.0
+    """Episodic exploration bonus: this reward is added, for training only, to every step whose
+    next text observation is new in the episode (0: off). Logged returns stay the env's."""
 
 
 class LLMPG:
@@ -198,7 +201,7 @@ class LLMPG:
 
     # ------------------------------------------------------------------ acting
     def act(self, observations: Any, greedy: bool = True) -> np.ndarray:
-        """Argmax of the scores (greedy: no randomness), else a sample of softmax(scores / temperature)."""
+        """Argmax of the scores (greedy; a sample with ``llm.eval_sampling``), else a sample of softmax(scores / temperature)."""
         self._build()
         return self.policy.act(list(observations), greedy)
 
@@ -224,6 +227,8 @@ class LLMPG:
         advantages = np.zeros((num_steps, num_envs), np.float32)
 
         observations, _ = vec_env.reset(seed=self.seed)
+        seen = [{observation} for observation in observations]  # texts seen in each env's episode
+        intrinsic_sum, intrinsic_count = 0.0, 0
         autoreset = np.zeros(num_envs, bool)  # this env's next step() only resets it
         episodic_return = np.zeros(num_envs)
         episodic_length = np.zeros(num_envs, np.int64)
@@ -253,6 +258,10 @@ class LLMPG:
                 episodic_return += reward
                 episodic_length += ~autoreset
                 rewards[step] = reward
+                if cfg.novelty_bonus:
+                    bonus = novelty_bonus(observations, autoreset, seen, cfg.novelty_bonus)
+                    rewards[step] += bonus
+                    intrinsic_sum, intrinsic_count = intrinsic_sum + float(bonus.sum()), intrinsic_count + acted
                 terminateds[step] = terminated
                 dones[step] = done
                 for i in np.flatnonzero(done):
@@ -323,6 +332,8 @@ class LLMPG:
                 "charts/SPS": (self.global_step - start_step) / (time.perf_counter() - start_time),
                 **policy.charts(),
             }
+            if cfg.novelty_bonus:
+                logged["charts/novelty_bonus_per_step"] = intrinsic_sum / max(intrinsic_count, 1)
             valid_values, valid_returns = values.reshape(-1)[valid_index], returns.reshape(-1)[valid_index]
             return_var = np.var(valid_returns)
             if return_var > 0:  # undefined on a rollout without reward, common with sparse rewards
@@ -354,6 +365,25 @@ class LLMPG:
                 parameters[name].copy_(value)
         self.value_head.load_state_dict(state["value_head"])
         self.policy.weights_changed()
+
+
+def novelty_bonus(observations: Any, autoreset: np.ndarray, seen: list[set[str]], bonus: float) -> np.ndarray:
+    """Per-env exploration reward of one step: ``bonus`` where the new observation is new in its episode.
+
+    ``seen`` holds each env's texts of its current episode and is updated; an env whose step
+    only reset it (``autoreset``) starts a new episode and gets nothing. The bonus is
+    count-based (Strehl & Littman 2008) with counts reset every episode, as the episodic
+    bonuses of RIDE (Raileanu & Rocktäschel 2020) and NGU (Badia et al. 2020), and paid on
+    first visits only, so an episode's total is bounded by its distinct observations.
+    """
+    rewards = np.zeros(len(seen), np.float32)
+    for i, observation in enumerate(observations):
+        if autoreset[i]:
+            seen[i] = {observation}
+        elif observation not in seen[i]:
+            seen[i].add(observation)
+            rewards[i] = bonus
+    return rewards
 
 
 class _RolloutPrompts:

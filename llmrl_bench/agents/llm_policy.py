@@ -26,6 +26,9 @@ import torch
 from llmrl_bench.representations.llm_embed import LLMModelConfig, autocast_context, check_model_config
 from llmrl_bench.representations.text import CARTPOLE_ACTION_NAMES, MINIGRID_ACTION_NAMES, NUM_NAVIGATION_ACTIONS
 
+#: ``llm.eval_sampling``: the evaluation generator's seed is the run's seed plus this.
+EVAL_GENERATOR_OFFSET = 1_000_003
+
 #: Prompt goal line for CartPole, whose observations carry no mission.
 CARTPOLE_GOAL = "keep the pole upright for as long as possible"
 
@@ -59,6 +62,13 @@ class LLMConfig(LLMModelConfig):
     """Score all candidates from one pass of the shared prompt; false scores every prompt+action sequence on its own (the slow reference)."""
     score_cache: bool = True
     """Reuse the scores of a prompt seen since the weights last changed."""
+    eval_sampling: bool = False
+    """Evaluate the stochastic policy, softmax(scores / temperature), instead of its argmax.
+
+    A text observation can describe many states alike (a maze corridor), and a memoryless
+    argmax then repeats one action in all of them and may loop until the time limit; the
+    sampling policy, the one PPO trains, escapes. Evaluation samples with a generator of its
+    own (seeded ``seed + EVAL_GENERATOR_OFFSET``), so training draws the same numbers either way."""
 
 
 def default_actions(num_env_actions: int) -> list[str]:
@@ -101,6 +111,8 @@ def check_llm_config(llm: LLMConfig, key: str = "agent.llm") -> None:
         value = getattr(llm, name)
         if value < 0:
             raise ConfigError(f"{key}.{name}={value} must be >= 0")
+    if llm.eval_sampling and llm.temperature <= 0:
+        raise ConfigError(f"{key}.eval_sampling=true needs {key}.temperature > 0, got {llm.temperature}")
 
 
 @contextlib.contextmanager
@@ -134,6 +146,7 @@ class LLMPolicy:
         self.goal = goal
         self.trainable = trainable
         self.generator = torch.Generator().manual_seed(seed)
+        self.eval_generator = torch.Generator().manual_seed(seed + EVAL_GENERATOR_OFFSET)
         self.model: Any = None
         self.tokenizer: Any = None
         self.scorer: Any = None
@@ -206,13 +219,24 @@ class LLMPolicy:
         """Candidate indices: argmax of ``scores`` (greedy or temperature 0), else a sample of softmax(scores / temperature)."""
         if greedy or self.llm.temperature == 0:
             return scores.argmax(-1).numpy().astype(np.int64)
+        return self.sample(scores, self.generator)
+
+    def sample(self, scores: torch.Tensor, generator: torch.Generator) -> np.ndarray:
+        """Candidate indices drawn from softmax(scores / temperature) with ``generator``."""
         probs = (scores / self.llm.temperature).softmax(-1)
-        return torch.multinomial(probs, 1, generator=self.generator).squeeze(1).numpy().astype(np.int64)
+        return torch.multinomial(probs, 1, generator=generator).squeeze(1).numpy().astype(np.int64)
 
     def act(self, observations: Sequence[str], greedy: bool = True) -> np.ndarray:
-        """Env actions for a batch of text observations."""
+        """Env actions for a batch of text observations.
+
+        ``greedy=True`` is the evaluation policy: the argmax, or with ``llm.eval_sampling`` a
+        sample from the evaluation generator.
+        """
         self.env_steps += len(observations)
-        return self.action_ids[self.choose(self.score(self.prompts(observations)), greedy)]
+        scores = self.score(self.prompts(observations))
+        if greedy and self.llm.eval_sampling:
+            return self.action_ids[self.sample(scores, self.eval_generator)]
+        return self.action_ids[self.choose(scores, greedy)]
 
     # ------------------------------------------------------------- accounting
     def provenance(self) -> dict[str, float]:

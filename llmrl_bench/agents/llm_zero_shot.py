@@ -67,7 +67,7 @@ class LLMZeroShot:
         check_llm_config(as_llm_config(cfg.agent.llm))
 
     def act(self, observations: Any, greedy: bool = True) -> np.ndarray:
-        """Argmax of the scores (greedy: no randomness), else a temperature sample."""
+        """Argmax of the scores (greedy; a sample with ``llm.eval_sampling``), else a temperature sample."""
         return self.policy.act(list(observations), greedy)
 
     def learn(self, envs: EnvFactory, total_steps: int, hooks: TrainingHooks) -> None:
