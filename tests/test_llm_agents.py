@@ -274,3 +274,20 @@ def test_empty_batch():
     envs = maze_envs()
     agent = LLMZeroShot(envs.observation_space, envs.action_space, seed=0, llm={"model": "tiny-random"})
     assert agent.act([]).shape == (0,)
+
+
+def test_evaluate_argmax_replays_a_finished_run(make_config, tmp_path):
+    """experiments/evaluate_argmax.py: an eval_sampling run's final policy, re-evaluated by its argmax."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "experiments" / "evaluate_argmax.py"
+    spec = importlib.util.spec_from_file_location("evaluate_argmax", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    run(make_config(*agent_overrides("llm_pg"), "env=maze", *SMALL_RUN, "agent.llm.eval_sampling=true", f"results_dir={tmp_path}"))
+    [run_dir] = tmp_path.glob("runs/*")
+    first, second = module.argmax_returns(run_dir), module.argmax_returns(run_dir)
+    assert first == second  # the argmax has no randomness
+    agent, seed, train, held_out = first
+    assert (agent, seed) == ("llm_pg", 0) and 0.0 <= train <= 1.0 and 0.0 <= held_out <= 1.0

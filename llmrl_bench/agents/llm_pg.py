@@ -126,9 +126,9 @@ class LLMPG:
         from llmrl_bench.runner import ConfigError
 
         llm = as_llm_config(cfg.agent.llm)
-        check_llm_config(llm)
         if llm.temperature <= 0:
             raise ConfigError(f"agent.llm.temperature={llm.temperature} must be > 0 for llm_pg (it is the policy's softmax temperature)")
+        check_llm_config(llm)
 
     # ------------------------------------------------------------------ model
     def _build(self) -> None:
