@@ -12,7 +12,7 @@ from llmrl_bench.envs.base import EVAL_SEED_OFFSET
 
 
 class Evaluator:
-    """Runs ``episodes`` greedy episodes of one split/context, all stepped as one batch.
+    """Runs ``episodes`` episodes of the evaluation policy on one split/context, all stepped as one batch.
 
     The envs are built once; each evaluation resets episode ``i`` with seed
     ``EVAL_SEED_OFFSET + i``, so every evaluation point sees the same episodes and no
@@ -27,7 +27,7 @@ class Evaluator:
         return list(observations) if self.text_observations else np.stack(observations)
 
     def evaluate(self, agent: Agent) -> np.ndarray:
-        """Undiscounted returns ``(episodes,)`` of ``agent``'s greedy policy."""
+        """Undiscounted returns ``(episodes,)`` of ``agent``'s evaluation policy (``act(greedy=True)``)."""
         observations = [env.reset(seed=EVAL_SEED_OFFSET + i)[0] for i, env in enumerate(self.envs)]
         returns = np.zeros(len(self.envs))
         active = list(range(len(self.envs)))
