@@ -593,7 +593,8 @@ def readme(report: "BuildReport", tables: dict[str, Table], figures: list[tuple[
         "## Protocol",
         "",
         "Each run trains one agent with one representation on one env from one seed, then evaluates its "
-        "evaluation policy (the argmax action unless the protocol table says sampled) at evenly spaced steps from step 0 to the budget: episodes on the training distribution and on "
+        "evaluation policy (the argmax action unless the protocol table says sampled) at evenly spaced steps "
+        "from step 0 to the budget: episodes on the training distribution and on "
         "every held-out context, with fixed evaluation seeds that training never uses (`docs/metrics.md`).",
         "",
         tables["protocol"].markdown(),

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 from hydra import compose, initialize_config_dir
@@ -38,3 +40,11 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300, env: dict
         [sys.executable, "-m", "llmrl_bench", *args],
         cwd=cwd or REPO, capture_output=True, text=True, timeout=timeout, env=full_env,
     )
+
+
+def load_experiment(name: str) -> ModuleType:
+    """The script ``experiments/<name>.py`` as a module (``experiments/`` is not a package)."""
+    spec = importlib.util.spec_from_file_location(name, REPO / "experiments" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

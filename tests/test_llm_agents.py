@@ -24,7 +24,7 @@ from llmrl_bench.envs import MazeSuite
 from llmrl_bench.representations import TextRepresentation
 from llmrl_bench.representations.llm_embed import LLMEmbedRepresentation
 from llmrl_bench.runner import ConfigError, RunEnvs, run
-from tests.conftest import run_cli
+from tests.conftest import load_experiment, run_cli
 from tests.test_agents import RecordingHooks
 
 LLM_AGENTS = ("llm_zero_shot", "llm_pg")
@@ -278,13 +278,7 @@ def test_empty_batch():
 
 def test_evaluate_argmax_replays_a_finished_run(make_config, tmp_path):
     """experiments/evaluate_argmax.py: an eval_sampling run's final policy, re-evaluated by its argmax."""
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parent.parent / "experiments" / "evaluate_argmax.py"
-    spec = importlib.util.spec_from_file_location("evaluate_argmax", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_experiment("evaluate_argmax")
     run(make_config(*agent_overrides("llm_pg"), "env=maze", *SMALL_RUN, "agent.llm.eval_sampling=true", f"results_dir={tmp_path}"))
     [run_dir] = tmp_path.glob("runs/*")
     first, second = module.argmax_returns(run_dir), module.argmax_returns(run_dir)

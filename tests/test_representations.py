@@ -27,6 +27,7 @@ from llmrl_bench.representations import (
     describe_cartpole,
     describe_minigrid,
 )
+from tests.conftest import load_experiment
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 REPR_OPTIONS = sorted(path.stem for path in (CONF_DIR / "repr").glob("*.yaml"))
@@ -216,13 +217,7 @@ def test_action_names_match_the_action_spaces():
 
 def test_maze_text_rules_reach_the_goal():
     """The text observation carries enough to navigate: experiments/maze_text_rules.py's policies solve layouts."""
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parent.parent / "experiments" / "maze_text_rules.py"
-    spec = importlib.util.spec_from_file_location("maze_text_rules", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_experiment("maze_text_rules")
     text = "You face north. A wall 1 step ahead; a wall 1 step left; a wall 3 steps right. Mission: get to the green goal square"
     assert module.goal_place(text) is None  # the mission's "the green goal" is not a seen goal
     assert module.rules(text) == module.TURN_RIGHT
