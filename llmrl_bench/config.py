@@ -71,8 +71,8 @@ class RunConfig:
     """Not part of the run_id: checkpointing never changes a result."""
     seed: int = 0
     """Seeds training (python, numpy, torch, envs). Evaluation uses its own fixed seeds."""
-    results_dir: str = "results"
-    """Where ``runs/<run_id>/result.json`` go (the source of truth)."""
+    results_dir: str = "results/local"
+    """Where ``runs/<run_id>/result.json`` go; git-ignored by default (``results/reference`` holds the committed runs)."""
     sweep: str = "default"
     """Sweep name: groups the runs in W&B."""
     torch_threads: int = 1

@@ -712,7 +712,7 @@ def _clear(directory: Path, suffixes: Iterable[str]) -> None:
             path.unlink()
 
 
-def build(results_dir: str | Path = "results", out_dir: str | Path = "paper", n_resamples: int = N_RESAMPLES,
+def build(results_dir: str | Path = "results/reference", out_dir: str | Path = "paper", n_resamples: int = N_RESAMPLES,
           log: Callable[[str], None] = print) -> BuildReport:
     """Rebuild every figure, table and document of the paper from ``results_dir``."""
     start = time.perf_counter()
@@ -840,7 +840,7 @@ def _relative(path: Path, root: Path) -> Path:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m paper.build", description=__doc__.splitlines()[0])
-    parser.add_argument("--results", default="results", help="results directory to read (default: results)")
+    parser.add_argument("--results", default="results/reference", help="results directory to read (default: results/reference)")
     parser.add_argument("--out", default="paper", help="where figures/, tables/, README.md go (default: paper)")
     args = parser.parse_args(argv)
     if not Path(args.results).is_dir():
