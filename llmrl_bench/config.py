@@ -9,6 +9,7 @@ Component schemas live beside their components and register themselves
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any, Optional
 
@@ -34,17 +35,28 @@ class BudgetConfig:
     """Greedy episodes per held-out context per evaluation."""
 
 
+class LoggerKind(str, Enum):
+    wandb = "wandb"
+    none = "none"
+
+
+class WandbMode(str, Enum):
+    offline = "offline"
+    online = "online"
+    disabled = "disabled"
+
+
 @dataclass
 class LoggerConfig:
     """Weights & Biases reporting (``logger=wandb``) or none (``logger=none``)."""
 
-    kind: str = "wandb"
+    kind: LoggerKind = LoggerKind.wandb
     """``wandb`` or ``none``."""
     project: str = "llmrl_bench"
     """W&B project name."""
     entity: Optional[str] = None
     """W&B entity (team or user); ``None`` uses the default."""
-    mode: str = "offline"
+    mode: WandbMode = WandbMode.offline
     """``offline`` (default), ``online`` or ``disabled``. ``WANDB_MODE`` in the environment wins."""
     log_every_steps: int = 1000
     """Minimum env steps between two training-chart logs."""

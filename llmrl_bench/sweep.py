@@ -87,6 +87,9 @@ def print_run_summary(cfg: DictConfig, status: str, run_metrics: dict[str, Any] 
     print(f"W&B run: {wandb_dir}" if wandb_dir else "W&B run: none (logger=none, or the result was already there)")
 
 
+_SWEEP: dict[str, Path] = {}  # the running sweep's folder and results folder (main process)
+
+
 class SweepSummary(Callback):
     """Notes the sweep folder at the start; at the end prints a table of the runs, then the failures.
 
@@ -95,6 +98,8 @@ class SweepSummary(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         _SWEEP["dir"] = Path(config.hydra.sweep.dir)
+        _SWEEP["results_dir"] = Path(config.results_dir)
+        (_SWEEP["dir"] / INTERRUPTED_FILE).unlink(missing_ok=True)  # a folder reused by hydra.sweep.dir=
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         outcomes = read_outcomes(config.hydra.sweep.dir)
@@ -104,8 +109,7 @@ class SweepSummary(Callback):
             print(metrics_table(rows), file=sys.stderr)
         signum = interrupted_signal(config.hydra.sweep.dir)
         if signum is not None:
-            checkpointed = sum(bool(o.get("checkpointed")) for o in outcomes if o["status"] == "interrupted")
-            print(f"interrupted: {counts['done'] + counts['skipped']} done, {checkpointed} checkpointed; the same command resumes", file=sys.stderr)
+            print(_sweep_interrupted_line(config.hydra.sweep.dir), file=sys.stderr)
             sys.exit(128 + signum)
         print(f"sweep {config.sweep}: {len(outcomes)} runs: {counts['done']} done, {counts['skipped']} skipped, {counts['failed']} failed",
               file=sys.stderr)
@@ -114,9 +118,6 @@ class SweepSummary(Callback):
             print(f"  failed {outcome['title']}: {outcome['error']}", file=sys.stderr)
         if failures:
             sys.exit(1)
-
-
-_SWEEP: dict[str, Path] = {}
 
 
 def interrupted_signal(sweep_dir: str | Path) -> int | None:
@@ -154,11 +155,24 @@ def interrupt_handling(multirun: bool) -> Iterator[None]:
         yield
     except (KeyboardInterrupt, checkpoint.Preempted, Interrupted) as stop:
         code = stop.code if isinstance(stop, SystemExit) and isinstance(stop.code, int) else 128 + signal.SIGINT
-        print(f"interrupted ({_resume_hint()}); the same command resumes", file=sys.stderr)
+        if multirun and "dir" in _SWEEP:  # a worker's interruption surfaced here: sum up what the sweep has
+            signum = interrupted_signal(_SWEEP["dir"])
+            code = 128 + signum if signum is not None else code
+            print(_sweep_interrupted_line(_SWEEP["dir"]), file=sys.stderr)
+        else:
+            print(f"interrupted ({_resume_hint()}); the same command resumes", file=sys.stderr)
         sys.exit(code)
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+def _sweep_interrupted_line(sweep_dir: str | Path) -> str:
+    outcomes = read_outcomes(sweep_dir)
+    done = sum(o["status"] in ("done", "skipped") for o in outcomes)
+    results_dir = _SWEEP.get("results_dir")
+    checkpointed = len(list(Path(results_dir).glob(f"runs/*/{checkpoint.CHECKPOINT_FILE}"))) if results_dir else 0
+    return f"interrupted: {done} done, {checkpointed} checkpointed; the same command resumes"
 
 
 def _resume_hint() -> str:
