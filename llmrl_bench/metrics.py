@@ -414,3 +414,23 @@ def run_metrics_from_curve(curve: Sequence[dict[str, Any]], score_range: Sequenc
         final_train_returns=train[-1:], final_held_out_returns=held_out[-1:, None],
         score_range=(float(score_range[0]), float(score_range[1])), reward_threshold=reward_threshold,
     )
+
+
+#: Stored and recomputed metrics come from the same float64 arithmetic; this slack only
+#: absorbs a JSON writer that prints fewer digits.
+RECOMPUTE_RTOL = 1e-9
+RECOMPUTE_ATOL = 1e-12
+
+
+def metric_differences(stored: dict[str, Any], recomputed: dict[str, Any]) -> list[str]:
+    """``name: stored X, recomputed Y`` for every run metric where the two disagree (``None`` = undefined)."""
+    differing = []
+    for name in RUN_METRICS:
+        have, want = stored.get(name, "missing"), recomputed[name]
+        if have is None or want is None or isinstance(have, str):
+            same = have is want
+        else:
+            same = bool(np.isclose(float(have), float(want), rtol=RECOMPUTE_RTOL, atol=RECOMPUTE_ATOL))
+        if not same:
+            differing.append(f"{name}: stored {have}, recomputed {want}")
+    return differing

@@ -19,7 +19,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from llmrl_bench.leaderboard.tracks import EnvSpec
-from llmrl_bench.metrics import HEADLINE_METRICS, compute_run_metrics
+from llmrl_bench.metrics import HEADLINE_METRICS, METRICS, compute_run_metrics
 from llmrl_bench.stats import iqm, iqm_across_seeds, stratified_bootstrap_ci
 
 SUMMARY_VERSION = 1
@@ -30,7 +30,7 @@ RECOMPUTE_ATOL = 1e-12
 #: Per env, raw units (docs/metrics.md).
 ENV_METRICS = (*HEADLINE_METRICS, "generalization_gap")
 #: Across envs: normalized by each env's score range, so envs can be pooled.
-OVERALL_METRICS = ("cumulative_reward_normalized", "generalization_normalized", "learning_speed", "policy_stability_normalized")
+OVERALL_METRICS = tuple(METRICS[name].pooled for name in ("cumulative_reward", "generalization", "learning_speed", "policy_stability"))
 #: The ranking metric of the leaderboard (higher is better).
 RANKING_METRIC = "cumulative_reward_normalized"
 
