@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -94,16 +95,16 @@ def aggregate_figure(metric: str, estimates: dict[str, dict[str, stats.IntervalE
     """Aggregate interval estimates of one metric over the comparison tasks, one panel per aggregate."""
     spec, pooled = METRICS[metric], METRICS[METRICS[metric].pooled]
     labels = {a: f"{a} ({iqm_label(matrix.runs[a] * len(tasks))})" for a in sorted(estimates)}
-    titles = {"optimality_gap": "Optimality gap (lower is better)"}
+    titles = {"optimality_gap": "Optimality gap\n(lower is better)"}
     if "mean" not in names:
         titles["iqm"] = "IQM (= mean, n < 4)"
     fig, _ = plots.plot_interval_estimates(
-        {labels[a]: estimates[a] for a in labels}, names, xlabel=f"{pooled.title} ({spec.direction})",
-        colors={labels[a]: colors[a] for a in labels}, titles=titles,
+        {labels[a]: estimates[a] for a in labels}, names, xlabel=f"{pooled.title}, {spec.direction}",
+        colors={labels[a]: colors[a] for a in labels}, titles=titles, subfigure_width=max(3.2, 7.0 / len(names)),
     )
     title = f"{spec.title}: 95% CIs over runs × tasks; tasks: {', '.join(tasks)}"
     if matrix.left_out:
-        title += f"\nnot shown (too few runs define it): {', '.join(matrix.left_out)}"
+        title += "\n" + textwrap.fill(f"not shown, fewer than half their runs define it: {', '.join(matrix.left_out)}", 90)
     fig.suptitle(title, fontsize="medium")
     return fig
 
