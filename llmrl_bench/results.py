@@ -187,6 +187,15 @@ def iter_result_paths(results_dir: str | Path) -> Iterator[Path]:
     yield from sorted((Path(results_dir) / "runs").glob(f"*/{RESULT_FILE}"))
 
 
+def read_results(results_dir: str | Path) -> Iterator[tuple[Path, RunResult | ResultError]]:
+    """Every ``result.json`` under ``results_dir`` in path order, loaded or with its error."""
+    for path in iter_result_paths(results_dir):
+        try:
+            yield path, load_result(path)
+        except ResultError as error:
+            yield path, error
+
+
 def load_results(results_dir: str | Path, include_failed: bool = False) -> tuple[list[RunResult], list[ResultError]]:
     """Every valid result under ``results_dir`` and the errors for the invalid ones.
 
@@ -194,13 +203,10 @@ def load_results(results_dir: str | Path, include_failed: bool = False) -> tuple
     unless ``include_failed``.
     """
     results, errors = [], []
-    for path in iter_result_paths(results_dir):
-        try:
-            result = load_result(path)
-        except ResultError as error:
-            errors.append(error)
-            continue
-        if result.status == "completed" or include_failed:
+    for _, result in read_results(results_dir):
+        if isinstance(result, ResultError):
+            errors.append(result)
+        elif result.status == "completed" or include_failed:
             results.append(result)
     return results, errors
 
@@ -227,11 +233,9 @@ def recompute(results_dir: str | Path, check: bool = False) -> tuple[list[str], 
     the invalid files (left untouched). Curves, config and provenance are never changed.
     """
     changed, errors = [], []
-    for path in iter_result_paths(results_dir):
-        try:
-            result = load_result(path)
-        except ResultError as error:
-            errors.append(error)
+    for path, result in read_results(results_dir):
+        if isinstance(result, ResultError):
+            errors.append(result)
             continue
         if result.status != "completed":
             continue

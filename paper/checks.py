@@ -17,7 +17,7 @@ from typing import Sequence
 import numpy as np
 
 from llmrl_bench import metrics
-from llmrl_bench.results import EPISODES_FILE, ResultError, RunResult, iter_result_paths, load_result, recomputed_metrics
+from llmrl_bench.results import EPISODES_FILE, ResultError, RunResult, read_results, recomputed_metrics
 from paper.reproductions import configuration_key
 
 
@@ -101,11 +101,9 @@ def audit(results_dir: str | Path) -> Audit:
     root = Path(results_dir)
     runs: dict[Path, RunResult] = {}
     problems: list[Problem] = []
-    for path in iter_result_paths(root):
-        try:
-            run = load_result(path)
-        except ResultError as error:
-            problems.append(Problem("invalid result file", f"{_relative(path, root)}: {error.reason}", (path,)))
+    for path, run in read_results(root):
+        if isinstance(run, ResultError):
+            problems.append(Problem("invalid result file", f"{_relative(path, root)}: {run.reason}", (path,)))
             continue
         if run.status != "completed":
             continue
