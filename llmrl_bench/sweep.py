@@ -21,6 +21,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from llmrl_bench import checkpoint, results
+from llmrl_bench.metrics import HEADLINE_METRICS, METRICS
 from llmrl_bench.runner import experiment_config
 
 log = logging.getLogger(__name__)
@@ -29,8 +30,6 @@ OUTCOME_FILE = "outcome.json"
 INTERRUPTED_FILE = ".interrupted"
 SWEEP_ID_VARIABLE = "LLMRL_BENCH_SWEEP_ID"
 SWEEP_JOBS_VARIABLE = "LLMRL_BENCH_SWEEP_JOBS"
-#: The headline metrics shown at the end of a run or sweep, with the better direction.
-SUMMARY_METRICS = (("cumulative_reward", "higher"), ("policy_stability", "lower"), ("learning_speed", "higher"), ("generalization", "higher"))
 
 
 class Interrupted(SystemExit):
@@ -72,8 +71,8 @@ def format_metric(value: Any) -> str:
 
 def metrics_table(rows: list[tuple[str, dict[str, Any] | None, str]]) -> str:
     """A plain-text table: one row per run (title, metrics, path), one column per headline metric."""
-    header = ["run", *(f"{name} ({'↑' if direction == 'higher' else '↓'})" for name, direction in SUMMARY_METRICS), "result"]
-    body = [[title, *(format_metric((metrics or {}).get(name)) for name, _ in SUMMARY_METRICS), path] for title, metrics, path in rows]
+    header = ["run", *(f"{name} ({'↑' if METRICS[name].higher_is_better else '↓'})" for name in HEADLINE_METRICS), "result"]
+    body = [[title, *(format_metric((metrics or {}).get(name)) for name in HEADLINE_METRICS), path] for title, metrics, path in rows]
     widths = [max(len(str(row[i])) for row in [header, *body]) for i in range(len(header))]
     return "\n".join("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip() for row in [header, *body])
 
