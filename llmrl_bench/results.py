@@ -46,6 +46,7 @@ POLICY_FILE = "policy.pt"
 #: The config sections that define an experiment; everything else (logging, paths,
 #: progress) can change without changing the run_id.
 EXPERIMENT_KEYS = ("agent", "env", "repr", "budget", "seed")
+DEFAULT_TORCH_THREADS = 1
 
 
 class ResultError(ValueError):
@@ -82,14 +83,26 @@ class RunResult:
 
 
 def run_id(config: dict[str, Any]) -> str:
-    """A 16-hex-digit hash of the resolved config fields that define the experiment."""
+    """A 16-hex-digit hash of the resolved config fields that define the experiment.
+
+    Torch's thread count changes floating-point sums, so a run with more than the default one
+    thread is another experiment (the default stays out of the hash: ids made before stay valid).
+    """
     identity = {key: config[key] for key in EXPERIMENT_KEYS}
+    if config.get("torch_threads", DEFAULT_TORCH_THREADS) != DEFAULT_TORCH_THREADS:
+        identity["torch_threads"] = config["torch_threads"]
     canonical = json.dumps(identity, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
 def run_dir(results_dir: str | Path, run_id_: str) -> Path:
     return Path(results_dir) / "runs" / run_id_
+
+
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -101,6 +114,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; collaborators read results (0644 by default)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
