@@ -128,6 +128,8 @@ class RunnerHooks:
             for context in suite.held_out_contexts
         }
         self.checkpointer: checkpoint.Checkpointer | None = None
+        self.policy_path: Path | None = None
+        """Where the last evaluation saves the policy it evaluated (the run's final policy)."""
 
     # -- TrainingHooks -------------------------------------------------------
     def on_step(self, global_step: int) -> None:
@@ -183,6 +185,8 @@ class RunnerHooks:
         }
         self.curve.append(point)
         self.next_eval += 1
+        if self.next_eval == len(self.eval_steps) and self.policy_path is not None:
+            self.agent.save(self.policy_path)  # the policy of the last curve point, not of later updates
         self.progress.set_eval(point["train_return"])
         self.tracker.log(step, {
             "eval/train_return": point["train_return"],
@@ -322,6 +326,7 @@ def _train_and_record(cfg, config, run_id, results_dir, suite, representation, l
         envs = RunEnvs(suite, representation)
         agent = instantiate(cfg.agent, observation_space=envs.observation_space, action_space=envs.action_space, seed=cfg.seed)
         hooks = RunnerHooks(agent, suite, representation, cfg, tracker, progress)
+        hooks.policy_path = results.run_dir(results_dir, run_id) / results.POLICY_FILE
         saved = _resume(cfg, agent, hooks, checkpoint_path, run_id, title)
         if cfg.checkpoint.enabled and getattr(agent, "resumable", False):
             if not signals.install():  # off the main thread (some launchers): periodic checkpoints only
@@ -346,7 +351,6 @@ def _train_and_record(cfg, config, run_id, results_dir, suite, representation, l
         wall_seconds = time.perf_counter() - started
         record = _completed_record(cfg, config, run_id, suite, agent, hooks, tracker, labels, wall_seconds)
         results.write_episodes(results_dir, run_id, {k: np.array(v) for k, v in hooks.episodes.items()})
-        agent.save(results.run_dir(results_dir, run_id) / results.POLICY_FILE)
         path = results.write_result(record, results_dir)
         checkpoint_path.unlink(missing_ok=True)
     except checkpoint.Preempted:
