@@ -116,15 +116,18 @@ def npz_headers(data: bytes) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         for info in archive.infolist():
             if not info.filename.endswith(".npy") or info.file_size > MAX_ARRAY_BYTES + 4096:
-                raise ValueError(f"member {info.filename!r} ({info.file_size} bytes) is not an .npy array within the cap of {MAX_ARRAY_BYTES} bytes")
+                raise ValueError(f"member {info.filename!r} is not an .npy array or unpacks to {info.file_size} bytes, more than the cap of {MAX_ARRAY_BYTES}")
             with archive.open(info) as handle:
                 version = np.lib.format.read_magic(handle)
                 read_header = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}.get(version)
                 if read_header is None:
                     raise ValueError(f"member {info.filename!r} has .npy format version {version}, not 1.0 or 2.0")
                 shape, _, dtype = read_header(handle)
-            if dtype.hasobject or int(np.prod(shape, dtype=np.int64)) * dtype.itemsize > MAX_ARRAY_BYTES:
-                raise ValueError(f"array {info.filename!r} of shape {shape} and dtype {dtype} is an object array or larger than the cap of {MAX_ARRAY_BYTES} bytes")
+            if dtype.hasobject:
+                raise ValueError(f"array {info.filename!r} holds Python objects (pickles)")
+            size = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+            if size > MAX_ARRAY_BYTES:
+                raise ValueError(f"array {info.filename!r} of shape {shape} and dtype {dtype} would take {size} bytes, more than the cap of {MAX_ARRAY_BYTES}")
             headers[info.filename[: -len(".npy")]] = (shape, dtype)
     return headers
 

@@ -14,7 +14,9 @@ track's experiment.
 
 from __future__ import annotations
 
+import copy
 import functools
+import json
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -59,7 +61,13 @@ def _special_keys(config: Any, where: str = "config") -> Iterator[tuple[str, str
 
 def _parsed(schema: type, section: Any) -> dict[str, Any]:
     """``section`` merged into ``schema``; raises on unknown keys or wrong types."""
-    return OmegaConf.to_container(OmegaConf.merge(OmegaConf.structured(schema), section), resolve=True)  # type: ignore[return-value]
+    return copy.deepcopy(_parsed_json(schema, json.dumps(section, sort_keys=True)))
+
+
+@functools.lru_cache(maxsize=256)
+def _parsed_json(schema: type, section: str) -> dict[str, Any]:
+    """Cached by the section's JSON: the runs of a submission share their sections, and OmegaConf is slow."""
+    return OmegaConf.to_container(OmegaConf.merge(OmegaConf.structured(schema), json.loads(section)), resolve=True)  # type: ignore[return-value]
 
 
 def config_problems(config: Any) -> list[str]:
@@ -97,7 +105,7 @@ def rebuild_config(config: dict[str, Any], env_config: dict[str, Any], budget: d
     Call only on a config without :func:`config_problems`.
     """
     components = registered_components()
-    base = OmegaConf.to_container(OmegaConf.structured(RunConfig), resolve=True)
+    base = _parsed(RunConfig, {})
     parsed = _parsed(RunConfig, {key: value for key, value in config.items() if key not in COMPONENT_GROUPS})
     rebuilt = {
         **base,  # type: ignore[dict-item]
