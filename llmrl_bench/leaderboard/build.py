@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import markupsafe
 
 from llmrl_bench.leaderboard.aggregate import ENV_METRICS, OVERALL_METRICS, RANKING_METRIC, UNDEFINED
 from llmrl_bench.leaderboard.bundle import VERIFICATION_SUFFIX, is_archive
@@ -191,16 +192,16 @@ def trust(entry: Entry) -> dict[str, Any]:
     warnings = []
     commit = submission["code"]["git_commit"] or ""
     if commit.endswith("+dirty"):
-        warnings.append("dirty tree: the runs were made with uncommitted changes")
+        warnings.append("dirty tree: runs made with uncommitted changes")
     if not commit:
         warnings.append("unknown commit: the runs record none")
     elif not known_commit(commit.removesuffix("+dirty")):
         warnings.append(f"unknown commit: {commit.removesuffix('+dirty')[:12]} is not in this repository")
     if record is not None:
         if record["verifier"]["platform"] not in submission["environment"]["platforms"]:
-            warnings.append("different platform: verified on another platform than the runs' (cross-platform tolerance)")
+            warnings.append("different platform: verified on another than the runs'")
         if not record["verifier"]["same_code"]:
-            warnings.append("different code: verified with another llmrl_bench source than the packed one")
+            warnings.append("different code: verified with another llmrl_bench source")
     return {"state": state, "verified": verified, "warnings": warnings}
 
 
@@ -225,7 +226,10 @@ def _asset(name: str) -> str:
 def _render(template: str, title: str, script: bool, **context: Any) -> str:
     style, code = _asset("style.css"), _asset("sort.js") if script else ""
     policy = f"default-src 'none'; style-src {_csp_hash(style)}" + (f"; script-src {_csp_hash(code)}" if script else "")
-    return _environment().get_template(template).render(title=title, site_title=TITLE, policy=policy, style=style, script=code, **context)
+    # The style and script are this package's own files, so not escaped; the CSP pins their hashes.
+    return _environment().get_template(template).render(
+        title=title, site_title=TITLE, policy=policy, style=markupsafe.Markup(style), script=markupsafe.Markup(code), **context
+    )
 
 
 def _tracks_view(entries: list[Entry], tracks: dict[str, Track]) -> list[dict[str, Any]]:
@@ -240,7 +244,7 @@ def _tracks_view(entries: list[Entry], tracks: dict[str, Track]) -> list[dict[st
                 "metrics": [cell(entry.summary["overall"][m], m) for m in OVERALL_METRICS], "trust": trust(entry),
             })
         views.append({"name": name, "description": track.description, "protocol": track.protocol(), "rows": rows})
-    return views
+    return sorted(views, key=lambda view: not view["rows"])  # tracks with entries first
 
 
 def render_markdown(entries: list[Entry], tracks: dict[str, Track]) -> str:
