@@ -57,13 +57,14 @@ ALLOWED_CLASS_MODULES = (
     "gymnasium.envs.", "gymnasium.spaces.", "gymnasium.vector.", "gymnasium.wrappers.common",
     "gymnasium.wrappers.vector.vectorize_observation", "gymnasium.wrappers.vector.common",
     "minigrid.core.", "minigrid.envs.", "llmrl_bench.envs.", "llmrl_bench.representations.vector", "llmrl_bench.representations.text",
+    "llmrl_bench.run_envs",
 )
 #: Functions a checkpoint may reference by name (MiniGrid's mission functions).
 ALLOWED_FUNCTION_MODULES = ("minigrid.envs.", "llmrl_bench.envs.")
 NUMPY_KINDS = "biufcUS"
 BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
 TAG = "__codec__"
-PREEMPTION_SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2)
+PREEMPTION_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGUSR2)
 
 
 class Preempted(SystemExit):

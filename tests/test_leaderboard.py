@@ -146,14 +146,6 @@ def packed(tmp_path_factory) -> Path:
     return packed_submission(tmp_path_factory.getbasetemp())
 
 
-@pytest.fixture
-def sandbox(packed, tmp_path) -> Path:
-    """A copy of the packed submission at ``tmp_path/sandbox/ppo-smoke``."""
-    submission = tmp_path / "sandbox" / "ppo-smoke"
-    shutil.copytree(packed, submission)
-    return submission
-
-
 @pytest.fixture(scope="module")
 def published(smoke_results, tmp_path_factory):
     """The whole pipeline through the CLI: pack (a subprocess), then validate, verify, build in-process."""

@@ -329,7 +329,7 @@ def test_fake_commit_dirty_tree_and_another_platform_are_warned_in_words(packed,
 
 
 def _head() -> str:
-    from llmrl_bench.runner import git_commit
+    from llmrl_bench.provenance import git_commit
 
     return (git_commit() or "").removesuffix("+dirty")
 
@@ -447,7 +447,7 @@ def test_every_torch_load_in_the_package_is_weights_only():
 def test_a_malicious_pickle_is_refused_by_every_load_path(sandbox_copy, tmp_path, make_config, caplog):
     from hydra.utils import instantiate
 
-    from llmrl_bench.runner import RunEnvs
+    from llmrl_bench.runner import RunEnvs, build_agent
 
     marker = tmp_path / "pwned"
     evil = malicious_file(tmp_path / "evil.pt", marker)
@@ -458,7 +458,7 @@ def test_a_malicious_pickle_is_refused_by_every_load_path(sandbox_copy, tmp_path
     for agent in ("ppo", "dqn", "reinforce"):
         cfg = make_config(f"agent={agent}", "env=cartpole", "debug=smoke")
         envs = RunEnvs(instantiate(cfg.env), instantiate(cfg.repr))
-        policy = instantiate(cfg.agent, observation_space=envs.observation_space, action_space=envs.action_space, seed=0)
+        policy = build_agent(cfg.agent, envs, 0)
         with pytest.raises(pickle.UnpicklingError, match="Weights only load failed"):
             policy.load(evil)
     # 3. the leaderboard: a submitted policy.pt

@@ -140,19 +140,18 @@ def test_the_safe_checkpoint_format_restores_grid_world_env_stacks_exactly(agent
     import torch
     from hydra.utils import instantiate
 
-    from llmrl_bench.runner import RunEnvs
+    from llmrl_bench.runner import RunEnvs, build_agent
 
     cfg = make_config(f"agent={agent}", f"env={env}", "debug=smoke", *small)
     envs = RunEnvs(instantiate(cfg.env), instantiate(cfg.repr))
-    build = lambda: instantiate(cfg.agent, observation_space=envs.observation_space, action_space=envs.action_space, seed=0)  # noqa: E731
-    original = build()
+    original = build_agent(cfg.agent, envs, 0)
     with pytest.raises(KeyboardInterrupt):
         original.learn(envs, 10**6, _StopAt(2))
     path = tmp_path / checkpoint.CHECKPOINT_FILE
     checkpoint.save_checkpoint(path, {"run_id": "x", "agent": original.state_dict(), "rng": checkpoint.rng_state()})
     saved = checkpoint.load_checkpoint(path, "x")
     assert saved is not None and saved["agent"]["loop"] is not None  # the env is in it
-    restored = build()
+    restored = build_agent(cfg.agent, envs, 0)
     restored.load_state_dict(saved["agent"])
     finals, total = [], original.global_step + 300  # PPO rollouts and DQN steps past the checkpoint
     for agent_ in (original, restored):

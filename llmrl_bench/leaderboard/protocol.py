@@ -1,8 +1,8 @@
 """A submission's configs are data: parsed against the project's schemas, rebuilt from the track.
 
-The registered components are the schemas :func:`llmrl_bench.config.register_configs` stores
-(groups ``agent``, ``env``, ``repr``): each carries its ``_target_``, so that set is the
-registry. A run config may name exactly one of them per group, at the top of that group's
+The registered components are the schemas of :mod:`llmrl_bench.registry` (groups ``agent``,
+``env``, ``repr``; the project's own and the maintainer's ``$LLMRL_BENCH_PLUGINS``): each
+carries its ``_target_``, so that set is the allowlist. A run config may name exactly one of them per group, at the top of that group's
 section; any other ``_target_`` or Hydra key (``_args_``, ``_partial_`` ...) anywhere is
 refused, and every section must parse against its schema (no unknown keys, right types).
 
@@ -22,28 +22,17 @@ from typing import Any, Iterator
 
 from omegaconf import OmegaConf
 
-from llmrl_bench import results
-from llmrl_bench.config import RunConfig, register_configs
+from llmrl_bench import registry, results
+from llmrl_bench.config import RunConfig
 
 COMPONENT_GROUPS = ("agent", "env", "repr")
 #: Keys Hydra's ``instantiate`` acts on; only a component's own ``_target_`` may appear.
 HYDRA_KEYS = ("_target_", "_args_", "_recursive_", "_convert_", "_partial_")
 
 
-@functools.cache
 def registered_components() -> dict[str, dict[str, type]]:
-    """``group -> {_target_: schema dataclass}`` of every schema in Hydra's ConfigStore."""
-    from hydra.core.config_store import ConfigStore
-
-    register_configs()
-    store = ConfigStore.instance()
-    components: dict[str, dict[str, type]] = {}
-    for group in COMPONENT_GROUPS:
-        components[group] = {}
-        for name in store.list(group):
-            node = store.load(f"{group}/{name}").node
-            components[group][str(node._target_)] = OmegaConf.get_type(node)
-    return components
+    """``group -> {_target_: schema dataclass}`` of every registered component."""
+    return {group: {schema._target_: schema for schema in registry.schemas(group).values()} for group in COMPONENT_GROUPS}
 
 
 def _special_keys(config: Any, where: str = "config") -> Iterator[tuple[str, str]]:
@@ -67,7 +56,8 @@ def _parsed(schema: type, section: Any) -> dict[str, Any]:
 @functools.lru_cache(maxsize=256)
 def _parsed_json(schema: type, section: str) -> dict[str, Any]:
     """Cached by the section's JSON: the runs of a submission share their sections, and OmegaConf is slow."""
-    return OmegaConf.to_container(OmegaConf.merge(OmegaConf.structured(schema), json.loads(section)), resolve=True)  # type: ignore[return-value]
+    merged = OmegaConf.merge(OmegaConf.structured(schema), json.loads(section))
+    return OmegaConf.to_container(merged, resolve=True, enum_to_str=True)  # type: ignore[return-value]
 
 
 def config_problems(config: Any) -> list[str]:

@@ -92,9 +92,11 @@ def _agent_and_hooks(config: dict[str, Any]):
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
+    from llmrl_bench.hooks import RunHooks
     from llmrl_bench.progress import RunProgress
-    from llmrl_bench.runner import RunEnvs, RunnerHooks, check_config, seed_everything
+    from llmrl_bench.runner import RunEnvs, build_agent, seed_everything
     from llmrl_bench.tracking import NullTracker
+    from llmrl_bench.validation import check_config
 
     cfg = OmegaConf.create(config)
     check_config(cfg)
@@ -102,8 +104,9 @@ def _agent_and_hooks(config: dict[str, Any]):
     torch.set_num_threads(cfg.torch_threads)
     seed_everything(cfg.seed)
     envs = RunEnvs(suite, representation)
-    agent = instantiate(cfg.agent, observation_space=envs.observation_space, action_space=envs.action_space, seed=cfg.seed)
-    return agent, RunnerHooks(agent, suite, representation, cfg, NullTracker(), RunProgress("verify", cfg.budget.env_steps, enabled=False))
+    agent = build_agent(cfg.agent, envs, cfg.seed)
+    progress = RunProgress("verify", cfg.budget.env_steps, enabled=False)
+    return agent, RunHooks(agent, envs, cfg.budget, cfg.logger.log_every_steps, NullTracker(), progress)
 
 
 def _evaluate(job: dict[str, Any]) -> dict[str, Any]:

@@ -78,7 +78,7 @@ class Verification:
 
 def same_platform(provenance: dict[str, Any], torch_threads: int) -> bool:
     """Whether this machine can reproduce the run bit for bit."""
-    from llmrl_bench.runner import package_versions
+    from llmrl_bench.provenance import package_versions
 
     return (
         provenance.get("platform") == platform.platform()
@@ -211,7 +211,7 @@ def _match(a: Any, b: Any, tolerance: dict[str, Any]) -> bool:
 
 def _write_record(path: Path, report: Report, chosen: list[str], selection_seed: int, mismatches: list[str],
                   modes: set[str], timeout_s: float, memory_gb: float) -> Verification:
-    from llmrl_bench.runner import git_commit, package_versions
+    from llmrl_bench.provenance import git_commit, package_versions
 
     code = report.submission["code"]  # type: ignore[index]
     package_sha256, _ = package_source_sha256()
