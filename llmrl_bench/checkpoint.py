@@ -250,8 +250,10 @@ class _Decoder:
             vars(made).update(attrs)
             return made
         if kind == "method":
-            owner = self.decode(value["self"])
-            made = self.memo[ident] = getattr(owner, str(value["name"]))
+            name = str(value["name"])
+            if not name.isidentifier() or name.startswith("__"):
+                raise UnsafeCheckpoint(f"checkpoint names {name[:40]!r} as a method")
+            made = self.memo[ident] = getattr(self.decode(value["self"]), name)
             if not isinstance(made, types.MethodType):
                 raise UnsafeCheckpoint(f"checkpoint names {value['name']!r} as a method")
             return made
@@ -289,6 +291,7 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     buffer = io.BytesIO()
     torch.save({"format": FORMAT_VERSION, "state": encode_state(state)}, buffer)
     atomic_write_bytes(path, buffer.getvalue())
+
 
 def load_checkpoint(path: Path, run_id: str) -> dict[str, Any] | None:
     """The checkpoint of ``run_id`` at ``path``, or ``None`` (absent, unreadable, unsafe or another run's)."""
