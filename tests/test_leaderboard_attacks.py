@@ -317,7 +317,7 @@ def test_fake_commit_dirty_tree_and_another_platform_are_warned_in_words(packed,
     words = trust(entry)
     assert words["verified"] == "verified: 10 of 10 runs re-evaluated, 3 re-trained, match within rtol 1e-06, atol 1e-09"
     assert words["warnings"] == [
-        "unknown commit: 000000000000 is not in this repository",
+        "unknown commit: 00000000 is not in this repository",
         "different platform: verified on another than the runs'",
         "different code: verified with another llmrl_bench source",
     ]

@@ -196,7 +196,7 @@ def trust(entry: Entry) -> dict[str, Any]:
     if not commit:
         warnings.append("unknown commit: the runs record none")
     elif not known_commit(commit.removesuffix("+dirty")):
-        warnings.append(f"unknown commit: {commit.removesuffix('+dirty')[:12]} is not in this repository")
+        warnings.append(f"unknown commit: {commit.removesuffix('+dirty')[:8]} is not in this repository")
     if record is not None:
         if record["verifier"]["platform"] not in submission["environment"]["platforms"]:
             warnings.append("different platform: verified on another than the runs'")
