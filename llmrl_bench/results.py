@@ -160,8 +160,21 @@ def write_episodes(results_dir: str | Path, run_id_: str, columns: dict[str, np.
 
 
 def load_episodes(results_dir: str | Path, run_id_: str) -> dict[str, np.ndarray]:
-    with np.load(run_dir(results_dir, run_id_) / EPISODES_FILE) as data:
-        return {name: data[name] for name in data.files}
+    path = run_dir(results_dir, run_id_) / EPISODES_FILE
+    with np.load(path) as data:
+        columns = {name: data[name] for name in data.files}
+    if not all(np.all(np.isfinite(column)) for column in columns.values() if np.issubdtype(column.dtype, np.number)):
+        raise ResultError(path, "holds NaN or infinite values; every number must be finite")
+    return columns
+
+
+class NonFiniteNumber(ValueError):
+    """A JSON ``NaN``, ``Infinity`` or ``-Infinity``: not a valid number in a result."""
+
+
+def reject_non_finite(constant: str) -> float:
+    """``json.loads(..., parse_constant=reject_non_finite)``: JSON's NaN and infinities are errors."""
+    raise NonFiniteNumber(f"holds {constant}; every number must be finite")
 
 
 @lru_cache(maxsize=1)
@@ -185,9 +198,11 @@ def load_result(path: str | Path) -> RunResult:
     """Strictly load one ``result.json``; raises :class:`ResultError` with the reason."""
     path = Path(path)
     try:
-        record = json.loads(path.read_text())
+        record = json.loads(path.read_text(), parse_constant=reject_non_finite)
     except FileNotFoundError:
         raise ResultError(path, "missing") from None
+    except NonFiniteNumber as error:
+        raise ResultError(path, str(error)) from None
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ResultError(path, f"not valid JSON (truncated?): {error}") from None
     if not isinstance(record, dict):

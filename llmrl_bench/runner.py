@@ -143,6 +143,7 @@ def _train_and_record(this: Run) -> dict[str, Any]:
         envs = RunEnvs(this.suite, this.representation)
         agent = build_agent(cfg.agent, envs, cfg.seed)
         hooks = RunHooks(agent, envs, cfg.budget, cfg.logger.log_every_steps, tracker, progress)
+        hooks.policy_path = this.dir / results.POLICY_FILE
         saved = _resume(this, agent, hooks, clock)
         if saved is not None:
             started_at = saved["provenance"]
@@ -160,7 +161,6 @@ def _train_and_record(this: Run) -> dict[str, Any]:
                                     wandb_run_dir=getattr(tracker, "run_dir", None), **getattr(agent, "provenance", dict)())
         record = _completed_record(this, hooks, provenance)
         results.write_episodes(this.results_dir, this.run_id, {k: np.array(v) for k, v in hooks.episodes.items()})
-        agent.save(this.dir / results.POLICY_FILE)
         path = results.write_result(record, this.results_dir)
         (this.dir / checkpoint.CHECKPOINT_FILE).unlink(missing_ok=True)
     except (checkpoint.Preempted, KeyboardInterrupt) as stop:  # Ctrl-C, SIGTERM: the checkpoint (if any) is written
