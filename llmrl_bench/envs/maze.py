@@ -576,12 +576,18 @@ class MazeSuite(EnvSuite):
         env = cfg.env
         try:
             check_maze_settings(env.train_sizes, env.held_out_sizes, env.num_train_layouts, env.num_held_out_layouts, env.max_steps_factor)
-            num_train_layouts = parse_layout_count(env.num_train_layouts)
-            for size in {*env.train_sizes, *env.held_out_sizes}:  # too few distinct mazes of a small size fail here
-                for split in (TRAIN, HELD_OUT) if num_train_layouts != math.inf else (HELD_OUT,):
-                    maze_layouts(int(size), split, num_train_layouts, int(env.num_held_out_layouts))
         except ValueError as error:
             raise ConfigError(f"env.{error}") from None
+        num_train_layouts = parse_layout_count(env.num_train_layouts)
+        for size in sorted({*env.train_sizes, *env.held_out_sizes}):  # small sizes have few distinct mazes
+            try:
+                for split in (TRAIN, HELD_OUT) if num_train_layouts != math.inf else (HELD_OUT,):
+                    maze_layouts(int(size), split, num_train_layouts, int(env.num_held_out_layouts))
+            except ValueError as error:
+                raise ConfigError(
+                    f"env.num_train_layouts={env.num_train_layouts} and env.num_held_out_layouts={env.num_held_out_layouts}"
+                    f" need more distinct {size}x{size} mazes than exist ({error}); allowed: smaller counts or larger sizes"
+                ) from None
 
     @staticmethod
     def _env_id(sizes: tuple[int, ...], split: str) -> str:
