@@ -17,6 +17,7 @@ from hydra.core.config_store import ConfigStore
 from hydra.core.global_hydra import GlobalHydra
 from hydra.errors import ConfigCompositionException
 from hydra.utils import instantiate
+from omegaconf import OmegaConf
 
 from llmrl_bench.envs import (
     CARTPOLE_CONTEXTS,
@@ -569,3 +570,13 @@ def test_step_penalty_sets_the_agents_gamma_unless_the_user_does(make_config, ag
     assert make_config(f"agent={agent}", "env=maze", "env.reward=step_penalty").agent.gamma == 0.9
     assert make_config(f"agent={agent}", "env=maze", "env.reward=step_penalty", "agent.gamma=0.95").agent.gamma == 0.95
     assert make_config(f"agent={agent}", "env=cartpole").agent.gamma != 0.9
+
+
+def test_maze_levels_sweeps_layout_counts_that_pass_the_check(make_config):
+    sweep = OmegaConf.load(CONF_DIR / "experiment" / "maze_levels.yaml").hydra.sweeper.params["env.num_train_layouts"]
+    counts = []
+    for value in str(sweep).split(","):
+        cfg = make_config("experiment=maze_levels", f"env.num_train_layouts={value}")
+        MazeSuite.check_config(cfg)
+        counts.append(instantiate(cfg.env).num_train_layouts)
+    assert counts == [8, 32, 128, 512, 2048, math.inf]
