@@ -17,11 +17,10 @@ from hydra.core.config_store import ConfigStore
 from hydra.core.global_hydra import GlobalHydra
 from hydra.errors import ConfigCompositionException
 from hydra.utils import instantiate
-from omegaconf import OmegaConf
 
+from llmrl_bench import registry
 from llmrl_bench.envs import (
     CARTPOLE_CONTEXTS,
-    ENV_SCHEMAS,
     EVAL_SEED_OFFSET,
     TRAIN,
     CartPolePhysicsEnv,
@@ -45,7 +44,9 @@ from llmrl_bench.envs.maze import (
     layout_optimal_return,
 )
 from llmrl_bench.envs.maze_solver import CARDINAL_HEADINGS, HEADING_VECTORS, optimal_return
-from llmrl_bench.runner import ConfigError
+from llmrl_bench.cli import check_command_line
+from llmrl_bench.errors import ConfigError
+from tests.conftest import run_cli
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 ENV_OPTIONS = sorted(path.stem for path in (CONF_DIR / "env").glob("*.yaml"))
@@ -58,8 +59,8 @@ INFINITE_BOX = "ignore:.*Box observation space (minimum|maximum) value is"  # Gy
 
 def compose_env(option: str, *overrides: str):
     store = ConfigStore.instance()
-    for name, schema in ENV_SCHEMAS.items():
-        store.store(group="env", name=name, node=schema)
+    for name, schema in registry.schemas("env").items():
+        store.store(group="env", name=f"{name}_schema", node=schema)
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         return compose(overrides=[f"+env={option}", *overrides]).env
@@ -398,11 +399,7 @@ def test_cartpole_train_is_gymnasium_cartpole():
 
 
 def test_cartpole_make_vec_is_numpy_vectorised_with_next_step_autoreset():
-    class Identity:
-        def wrap_vec(self, envs, suite):
-            return envs
-
-    envs = SUITES["cartpole"].make_vec(4, Identity())
+    envs = SUITES["cartpole"].make_native_vec(4)
     assert type(envs.unwrapped).__name__ == "CartPoleVectorEnv"
     assert envs.metadata["autoreset_mode"] == gym.vector.AutoresetMode.NEXT_STEP
     envs.reset(seed=0)
@@ -572,11 +569,13 @@ def test_step_penalty_sets_the_agents_gamma_unless_the_user_does(make_config, ag
     assert make_config(f"agent={agent}", "env=cartpole").agent.gamma != 0.9
 
 
-def test_maze_levels_sweeps_layout_counts_that_pass_the_check(make_config):
-    sweep = OmegaConf.load(CONF_DIR / "experiment" / "maze_levels.yaml").hydra.sweeper.params["env.num_train_layouts"]
-    counts = []
-    for value in str(sweep).split(","):
-        cfg = make_config("experiment=maze_levels", f"env.num_train_layouts={value}")
-        MazeSuite.check_config(cfg)
-        counts.append(instantiate(cfg.env).num_train_layouts)
-    assert counts == [8, 32, 128, 512, 2048, math.inf]
+def test_maze_experiments_pass_the_cli_check():
+    assert check_command_line(["-m", "experiment=maze_levels"])[1] == 30  # 6 layout counts x 5 seeds
+    assert check_command_line(["-m", "experiment=seed_maze"])[1] == 5
+
+
+@pytest.mark.parametrize("value", ["0", "many"])
+def test_cli_rejects_a_bad_layout_count_in_one_line_with_exit_2(tmp_path, value):
+    result = run_cli(f"env.num_train_layouts={value}", f"results_dir={tmp_path}", "logger=none")
+    assert result.returncode == 2 and not any(tmp_path.iterdir())
+    assert result.stderr.count("\n") == 1 and "env.num_train_layouts=" in result.stderr and "allowed: a positive integer, or inf" in result.stderr

@@ -14,7 +14,7 @@ from hydra.utils import instantiate
 
 from llmrl_bench.envs import TRAIN, MazeEnv, MazeSuite, MiniGridSuite, generate_maze_layout
 from llmrl_bench.envs.maze_solver import NUM_ACTIONS, episode_return, optimal_q_values, optimal_return, search, shortest_actions
-from llmrl_bench.runner import RunEnvs
+from llmrl_bench.runner import RunEnvs, build_agent
 
 ACTION_SETS = ("navigation", "all", "cardinal")
 REWARDS = ("default", "step_penalty")
@@ -174,7 +174,7 @@ def test_q_learning_converges_to_the_solvers_q_star_on_the_seed_maze(make_config
     assert cfg.agent.gamma == GAMMA  # the env's recommended_gamma, through the config
     suite, representation = instantiate(cfg.env), instantiate(cfg.repr)
     envs = RunEnvs(suite, representation)
-    agent = instantiate(cfg.agent, observation_space=envs.observation_space, action_space=envs.action_space, seed=0)
+    agent = build_agent(cfg.agent, envs, seed=0)
     agent.learn(envs, cfg.budget.env_steps, SilentHooks())
 
     env = envs.make()

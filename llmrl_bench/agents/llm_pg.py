@@ -33,6 +33,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from llmrl_bench.registry import register
+from llmrl_bench.errors import ConfigError
 from llmrl_bench.agents.base import EnvFactory, TrainingHooks
 from llmrl_bench.agents.llm_policy import (
     FineTune,
@@ -46,6 +48,7 @@ from llmrl_bench.agents.llm_policy import (
 from llmrl_bench.agents.networks import mlp
 
 
+@register("agent", "llm_pg")
 @dataclass
 class LLMPGConfig:
     """PPO on an LLM policy; defaults are for the CPU (``finetune=head``, small rollouts)."""
@@ -104,11 +107,8 @@ class LLMPG:
     name = "llm_pg"
     supported_reprs = ("text",)
 
-    def __init__(self, observation_space: gym.Space, action_space: gym.Space, seed: int, **hyperparameters: Any):
-        hyperparameters.pop("_target_", None)
-        hyperparameters["llm"] = as_llm_config(hyperparameters.get("llm", LLMConfig()))
-        self.config = LLMPGConfig(**hyperparameters)
-        self.config.value_net_arch = list(self.config.value_net_arch)
+    def __init__(self, config: LLMPGConfig, observation_space: gym.Space, action_space: gym.Space, seed: int):
+        self.config = config
         cfg = self.config
         if cfg.llm.temperature <= 0:
             raise ValueError(f"llm.temperature={cfg.llm.temperature} must be > 0 for llm_pg")
@@ -123,8 +123,6 @@ class LLMPG:
     @staticmethod
     def check_config(cfg: Any) -> None:
         """One-line errors for a model that cannot load or an invalid ``llm`` setting."""
-        from llmrl_bench.runner import ConfigError
-
         llm = as_llm_config(cfg.agent.llm)
         if llm.temperature <= 0:
             raise ConfigError(f"agent.llm.temperature={llm.temperature} must be > 0 for llm_pg (it is the policy's softmax temperature)")

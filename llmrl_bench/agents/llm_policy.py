@@ -23,6 +23,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from llmrl_bench.errors import ConfigError
 from llmrl_bench.representations.llm_embed import LLMModelConfig, autocast_context, check_model_config
 from llmrl_bench.representations.text import CARTPOLE_ACTION_NAMES, MINIGRID_ACTION_NAMES, NUM_NAVIGATION_ACTIONS
 
@@ -102,10 +103,8 @@ def check_llm_config(llm: LLMConfig, key: str = "agent.llm") -> None:
     """Fail in one line, before any model is loaded, on a model that cannot load or a bad setting.
 
     Raises:
-        llmrl_bench.runner.ConfigError: naming ``<key>.<field>`` and the allowed values.
+        llmrl_bench.errors.ConfigError: naming ``<key>.<field>`` and the allowed values.
     """
-    from llmrl_bench.runner import ConfigError
-
     check_model_config(llm, key)
     for name in ("temperature", "trained_layers", "lora_rank", "lora_alpha"):
         value = getattr(llm, name)

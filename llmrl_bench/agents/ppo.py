@@ -23,6 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from llmrl_bench.registry import register
 from llmrl_bench.agents.base import EnvFactory, TrainingHooks
 from llmrl_bench.agents.networks import (
     RunningMeanStd,
@@ -37,6 +38,7 @@ from llmrl_bench.agents.networks import (
 )
 
 
+@register("agent", "ppo")
 @dataclass
 class PPOConfig:
     """PPO hyperparameters; defaults are RL Zoo's tuned CartPole-v1 values (SB3 names)."""
@@ -87,10 +89,8 @@ class PPO:
     supported_reprs = ("vector", "llm_embed")
     resumable = True
 
-    def __init__(self, observation_space: gym.Space, action_space: gym.Space, seed: int, **hyperparameters):
-        hyperparameters.pop("_target_", None)
-        self.config = PPOConfig(**hyperparameters)
-        self.config.net_arch = list(self.config.net_arch)
+    def __init__(self, config: PPOConfig, observation_space: gym.Space, action_space: gym.Space, seed: int):
+        self.config = config
         self.seed = seed
         self.obs_dim = flat_obs_dim(observation_space)
         self.n_actions = num_actions(action_space)

@@ -29,7 +29,6 @@ from llmrl_bench.envs.maze import (
 from llmrl_bench.envs.maze_solver import optimal_q_values, optimal_return, shortest_actions
 from llmrl_bench.envs.minigrid_ids import HeldOutSeeds, MiniGridConfig, MiniGridSuite, TrainingSeeds
 
-ENV_SCHEMAS = {"maze_schema": MazeConfig, "cartpole_schema": CartPoleConfig, "minigrid_schema": MiniGridConfig}
 
 
 def _register(env_id: str, **spec) -> None:
@@ -70,7 +69,6 @@ OmegaConf.register_new_resolver(RECOMMENDED_GAMMA_RESOLVER, recommended_gamma, r
 
 __all__ = [
     "CARTPOLE_CONTEXTS",
-    "ENV_SCHEMAS",
     "EVAL_SEED_OFFSET",
     "TRAIN",
     "CartPolePhysicsEnv",

@@ -7,22 +7,23 @@ which ids/contexts form the training distribution and which are held out.
 
 from __future__ import annotations
 
+import dataclasses
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
 from hydra.utils import get_class
 
-if TYPE_CHECKING:
-    from llmrl_bench.representations.base import Representation
+from llmrl_bench import registry
 
 TRAIN = "train"
 
 #: Evaluation episodes are reset with seeds from here on, never used in training.
 EVAL_SEED_OFFSET = 1_000_003
 
-#: OmegaConf resolver: ``gamma: ${recommended_gamma:0.99}`` is the env's recommended discount, else 0.99.
+#: OmegaConf resolver: ``gamma: ${recommended_gamma:0.99}`` is the env's recommended discount, else 0.99
+#: (``${recommended_gamma:}``: else the agent's own default).
 RECOMMENDED_GAMMA_RESOLVER = "recommended_gamma"
 
 
@@ -38,7 +39,7 @@ class EnvSuite(ABC):
         held_out_contexts: names of the held-out variants, never seen in training.
         family: ``"classic_control"`` or ``"minigrid"``; tells representations how to read observations.
         recommended_gamma: the discount the env's reward is meant for (the maze's ``step_penalty``:
-            0.9), or ``None``; agent configs read it through ``${recommended_gamma:<default>}``.
+            0.9), or ``None``; agent configs read it through ``${recommended_gamma:<fallback>}``.
 
     Ceilings (best possible returns), for normalized returns and the optimality gap:
 
@@ -77,29 +78,25 @@ class EnvSuite(ABC):
     def make(self, context: str = TRAIN) -> gym.Env:
         """A raw env (no representation wrapper) of the training split or of one held-out context."""
 
-    def make_vec(self, num_envs: int, representation: "Representation") -> gym.vector.VectorEnv:
-        """``num_envs`` training envs stepped together, in ``representation``.
-
-        Subclasses override this with a faster vectorisation where one exists (CartPole).
-        """
-        return gym.vector.SyncVectorEnv(
-            [lambda: representation.wrap(self.make(TRAIN), self) for _ in range(num_envs)],
-            autoreset_mode=gym.vector.AutoresetMode.NEXT_STEP,
-        )
-
-    def normalize(self, value: float) -> float:
-        """Map a return onto [0, 1] by the env's score range."""
-        low, high = self.score_range
-        return (value - low) / (high - low)
+    def make_native_vec(self, num_envs: int) -> gym.vector.VectorEnv | None:
+        """``num_envs`` raw training envs in one natively vectorised env (autoreset mode NEXT_STEP),
+        or ``None`` when the suite has none (the runner then steps single envs together)."""
+        return None
 
 
-def recommended_gamma(default: float, *, _root_: Any) -> float:
-    """Resolver of ``${recommended_gamma:<default>}``: the config's env's recommended discount, else ``default``.
+def recommended_gamma(fallback: float | None = None, *, _parent_: Any, _root_: Any) -> float:
+    """Resolver of ``gamma: ${recommended_gamma:<fallback>}`` in an agent's config (``conf/hparams/*_maze.yaml``).
 
-    A user's ``agent.gamma=...`` replaces the interpolation, so it always wins.
+    The discount the config's env recommends (``recommended_gamma_of``), else ``fallback``, else
+    (``${recommended_gamma:}``) the default of the agent schema's ``gamma``. A user's
+    ``agent.gamma=...`` replaces the interpolation, so it always wins.
     """
-    env_cfg = _root_.get("env") if hasattr(_root_, "get") else None
-    if env_cfg is None or "_target_" not in env_cfg:
-        return default
-    gamma = get_class(env_cfg._target_).recommended_gamma_of(env_cfg)
-    return default if gamma is None else gamma
+    env_cfg = _root_.get("env")
+    if env_cfg is not None and "_target_" in env_cfg:
+        gamma = get_class(env_cfg._target_).recommended_gamma_of(env_cfg)
+        if gamma is not None:
+            return gamma
+    if fallback is not None:
+        return fallback
+    schema = registry.schema_of(str(_parent_._target_))
+    return next(field.default for field in dataclasses.fields(schema) if field.name == "gamma")

@@ -30,6 +30,8 @@ from minigrid.minigrid_env import MiniGridEnv
 from llmrl_bench.envs import maze_solver
 from llmrl_bench.envs.base import TRAIN, EnvSuite
 from llmrl_bench.envs.maze_solver import CARDINAL_HEADINGS, HEADING_VECTORS
+from llmrl_bench.errors import ConfigError
+from llmrl_bench.registry import register
 
 #: Candidate seeds of training layouts are 0, 1, 2, ...; held-out candidates start here.
 HELD_OUT_LAYOUT_SEED_BASE = 1_000_000
@@ -571,8 +573,6 @@ class MazeSuite(EnvSuite):
     @staticmethod
     def check_config(cfg: Any) -> None:
         """Raise ``ConfigError`` (one line) for ``env.*`` maze settings that cannot run, layout counts included."""
-        from llmrl_bench.runner import ConfigError  # the runner imports this package
-
         env = cfg.env
         try:
             check_maze_settings(env.train_sizes, env.held_out_sizes, env.num_train_layouts, env.num_held_out_layouts, env.max_steps_factor)
@@ -646,6 +646,7 @@ class MazeSuite(EnvSuite):
         return np.array([layout_optimal_return(layout, self.actions, self.reward, self.max_steps_factor) for layout in self.layouts(context)])
 
 
+@register("env", "maze")
 @dataclass
 class MazeConfig:
     """Procedurally generated MiniGrid mazes with disjoint training and held-out layouts (``env=maze``)."""

@@ -17,6 +17,7 @@ import numpy as np
 from omegaconf import MISSING
 
 from llmrl_bench.envs import maze_solver
+from llmrl_bench.registry import register
 from llmrl_bench.envs.base import EVAL_SEED_OFFSET, TRAIN, EnvSuite
 
 #: MiniGrid seeds of held-out episodes start here (reset seed s plays MiniGrid seed HELD_OUT_SEED_OFFSET + s).
@@ -127,6 +128,7 @@ class MiniGridSuite(EnvSuite):
         return maze_solver.optimal_return(task, "all", "default", env.unwrapped.max_steps)
 
 
+@register("env", "minigrid")
 @dataclass
 class MiniGridConfig:
     """A standard MiniGrid id, held out by seed range and larger size (``env=MiniGrid-DoorKey-5x5-v0`` etc.)."""
