@@ -9,12 +9,14 @@ Component schemas live beside their components and register themselves
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
 
 from llmrl_bench import registry
+from llmrl_bench.results import DEFAULT_TORCH_THREADS
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "conf"
 CONFIG_NAME = "config"
@@ -34,17 +36,28 @@ class BudgetConfig:
     """Greedy episodes per held-out context per evaluation."""
 
 
+class LoggerKind(str, Enum):
+    wandb = "wandb"
+    none = "none"
+
+
+class WandbMode(str, Enum):
+    offline = "offline"
+    online = "online"
+    disabled = "disabled"
+
+
 @dataclass
 class LoggerConfig:
     """Weights & Biases reporting (``logger=wandb``) or none (``logger=none``)."""
 
-    kind: str = "wandb"
+    kind: LoggerKind = LoggerKind.wandb
     """``wandb`` or ``none``."""
     project: str = "llmrl_bench"
     """W&B project name."""
     entity: Optional[str] = None
     """W&B entity (team or user); ``None`` uses the default."""
-    mode: str = "offline"
+    mode: WandbMode = WandbMode.offline
     """``offline`` (default), ``online`` or ``disabled``. ``WANDB_MODE`` in the environment wins."""
     log_every_steps: int = 1000
     """Minimum env steps between two training-chart logs."""
@@ -77,7 +90,7 @@ class RunConfig:
     """Where ``runs/<run_id>/result.json`` go; git-ignored by default (``results/reference`` holds the committed runs)."""
     sweep: str = "default"
     """Sweep name: groups the runs in W&B."""
-    torch_threads: int = 1
+    torch_threads: int = DEFAULT_TORCH_THREADS
     """Torch intra-op threads per run (one per job under the parallel launcher)."""
     progress: bool = True
     """Show a progress line per run (only when stderr is a terminal)."""

@@ -21,6 +21,8 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from llmrl_bench import checkpoint, results
+from llmrl_bench.progress import SweepPosition
+from llmrl_bench.metrics import HEADLINE_METRICS, METRICS
 from llmrl_bench.runner import experiment_config
 
 log = logging.getLogger(__name__)
@@ -29,8 +31,6 @@ OUTCOME_FILE = "outcome.json"
 INTERRUPTED_FILE = ".interrupted"
 SWEEP_ID_VARIABLE = "LLMRL_BENCH_SWEEP_ID"
 SWEEP_JOBS_VARIABLE = "LLMRL_BENCH_SWEEP_JOBS"
-#: The headline metrics shown at the end of a run or sweep, with the better direction.
-SUMMARY_METRICS = (("cumulative_reward", "higher"), ("policy_stability", "lower"), ("learning_speed", "higher"), ("generalization", "higher"))
 
 
 class Interrupted(SystemExit):
@@ -72,8 +72,8 @@ def format_metric(value: Any) -> str:
 
 def metrics_table(rows: list[tuple[str, dict[str, Any] | None, str]]) -> str:
     """A plain-text table: one row per run (title, metrics, path), one column per headline metric."""
-    header = ["run", *(f"{name} ({'↑' if direction == 'higher' else '↓'})" for name, direction in SUMMARY_METRICS), "result"]
-    body = [[title, *(format_metric((metrics or {}).get(name)) for name, _ in SUMMARY_METRICS), path] for title, metrics, path in rows]
+    header = ["run", *(f"{name} ({'↑' if METRICS[name].higher_is_better else '↓'})" for name in HEADLINE_METRICS), "result"]
+    body = [[title, *(format_metric((metrics or {}).get(name)) for name in HEADLINE_METRICS), path] for title, metrics, path in rows]
     widths = [max(len(str(row[i])) for row in [header, *body]) for i in range(len(header))]
     return "\n".join("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip() for row in [header, *body])
 
@@ -87,6 +87,9 @@ def print_run_summary(cfg: DictConfig, status: str, run_metrics: dict[str, Any] 
     print(f"W&B run: {wandb_dir}" if wandb_dir else "W&B run: none (logger=none, or the result was already there)")
 
 
+_SWEEP: dict[str, Path] = {}  # the running sweep's folder and results folder (main process)
+
+
 class SweepSummary(Callback):
     """Notes the sweep folder at the start; at the end prints a table of the runs, then the failures.
 
@@ -95,6 +98,8 @@ class SweepSummary(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         _SWEEP["dir"] = Path(config.hydra.sweep.dir)
+        _SWEEP["results_dir"] = Path(config.results_dir)
+        (_SWEEP["dir"] / INTERRUPTED_FILE).unlink(missing_ok=True)  # a folder reused by hydra.sweep.dir=
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         outcomes = read_outcomes(config.hydra.sweep.dir)
@@ -104,8 +109,7 @@ class SweepSummary(Callback):
             print(metrics_table(rows), file=sys.stderr)
         signum = interrupted_signal(config.hydra.sweep.dir)
         if signum is not None:
-            checkpointed = sum(bool(o.get("checkpointed")) for o in outcomes if o["status"] == "interrupted")
-            print(f"interrupted: {counts['done'] + counts['skipped']} done, {checkpointed} checkpointed; the same command resumes", file=sys.stderr)
+            print(_sweep_interrupted_line(config.hydra.sweep.dir), file=sys.stderr)
             sys.exit(128 + signum)
         print(f"sweep {config.sweep}: {len(outcomes)} runs: {counts['done']} done, {counts['skipped']} skipped, {counts['failed']} failed",
               file=sys.stderr)
@@ -114,9 +118,6 @@ class SweepSummary(Callback):
             print(f"  failed {outcome['title']}: {outcome['error']}", file=sys.stderr)
         if failures:
             sys.exit(1)
-
-
-_SWEEP: dict[str, Path] = {}
 
 
 def interrupted_signal(sweep_dir: str | Path) -> int | None:
@@ -154,11 +155,24 @@ def interrupt_handling(multirun: bool) -> Iterator[None]:
         yield
     except (KeyboardInterrupt, checkpoint.Preempted, Interrupted) as stop:
         code = stop.code if isinstance(stop, SystemExit) and isinstance(stop.code, int) else 128 + signal.SIGINT
-        print(f"interrupted ({_resume_hint()}); the same command resumes", file=sys.stderr)
+        if multirun and "dir" in _SWEEP:  # a worker's interruption surfaced here: sum up what the sweep has
+            signum = interrupted_signal(_SWEEP["dir"])
+            code = 128 + signum if signum is not None else code
+            print(_sweep_interrupted_line(_SWEEP["dir"]), file=sys.stderr)
+        else:
+            print(f"interrupted ({_resume_hint()}); the same command resumes", file=sys.stderr)
         sys.exit(code)
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+def _sweep_interrupted_line(sweep_dir: str | Path) -> str:
+    outcomes = read_outcomes(sweep_dir)
+    done = sum(o["status"] in ("done", "skipped") for o in outcomes)
+    results_dir = _SWEEP.get("results_dir")
+    checkpointed = len(list(Path(results_dir).glob(f"runs/*/{checkpoint.CHECKPOINT_FILE}"))) if results_dir else 0
+    return f"interrupted: {done} done, {checkpointed} checkpointed; the same command resumes"
 
 
 def _resume_hint() -> str:
@@ -189,6 +203,23 @@ def job_interrupts(output_dir: str, title: str, run_dir: Path, multirun: bool) -
         if worker:  # idle between jobs: a late signal must not kill the worker
             for signum in (signal.SIGINT, signal.SIGTERM):
                 signal.signal(signum, signal.SIG_IGN)
+
+
+def job_position(output_dir: str, job_num: int, line: int) -> SweepPosition:
+    """Job ``job_num`` (0-based) of the sweep in ``output_dir``'s parent, with the sweep's remaining time
+    estimated from the jobs finished so far (mean seconds per job x jobs left / workers)."""
+    total = int(os.environ.get(SWEEP_JOBS_VARIABLE, "1") or 1)
+    seconds = [o["seconds"] for o in read_outcomes(Path(output_dir).parent) if o.get("seconds") and o["status"] == "done"]
+    eta = None
+    if seconds:
+        eta = sum(seconds) / len(seconds) * (total - job_num) / max(1, min(sweep_workers(), total))
+    return SweepPosition(number=job_num + 1, total=total, line=line, sweep_eta_seconds=eta)
+
+
+def sweep_workers() -> int:
+    """Parallel jobs of a local sweep: ``$LLMRL_BENCH_JOBS`` or one per core."""
+    jobs = int(os.environ.get("LLMRL_BENCH_JOBS", "-1"))
+    return jobs if jobs > 0 else (os.cpu_count() or 1)
 
 
 def sweep_interrupted(output_dir: str) -> bool:

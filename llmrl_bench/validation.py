@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -43,9 +44,13 @@ def check_config(cfg: DictConfig) -> None:
 def check_component(group: str, node: DictConfig) -> None:
     """``node`` names a registered ``_target_`` and holds only its schema's keys, with valid types."""
     try:
-        registry.schema_of(str(node._target_))
+        schema = registry.schema_of(str(node._target_))
     except KeyError as error:
         raise ConfigError(f"{group}._target_: {error.args[0]}") from None
+    valid = sorted(field.name for field in dataclasses.fields(schema))
+    unknown = sorted(set(map(str, node.keys())) - set(valid))
+    if unknown:
+        raise ConfigError(f"unknown key {group}.{unknown[0]}; valid keys of {group}: {', '.join(valid)}")
     try:
         registry.typed_config(node)
     except Exception as error:  # noqa: BLE001 - OmegaConf names the key and the expected type
