@@ -27,7 +27,7 @@ from minigrid.core.mission import MissionSpace
 from minigrid.core.world_object import Goal, Wall
 from minigrid.minigrid_env import MiniGridEnv
 
-from llmrl_bench.envs import maze_solver
+import llmrl_bench.envs.maze_solver as maze_solver
 from llmrl_bench.envs.base import TRAIN, EnvSuite
 from llmrl_bench.envs.maze_solver import CARDINAL_HEADINGS, HEADING_VECTORS
 from llmrl_bench.errors import ConfigError

@@ -16,7 +16,7 @@ import gymnasium as gym
 import numpy as np
 from omegaconf import MISSING
 
-from llmrl_bench.envs import maze_solver
+import llmrl_bench.envs.maze_solver as maze_solver
 from llmrl_bench.registry import register
 from llmrl_bench.envs.base import EVAL_SEED_OFFSET, TRAIN, EnvSuite
 
