@@ -128,12 +128,6 @@ class MazeLayout:
         """Hash of the size and walls only: two layouts with one key are the same maze."""
         return hashlib.sha256(f"{self.size}:".encode() + self.walls).hexdigest()
 
-    @cached_property
-    def layout_key(self) -> str:
-        """Hash of the whole layout (walls, start cell, start direction, goal cell)."""
-        extra = f":{self.start}:{self.start_dir}:{self.goal}".encode()
-        return hashlib.sha256(self.maze_key.encode() + extra).hexdigest()
-
 
 def _open_neighbours(walls: np.ndarray, x: int, y: int):
     for dx, dy in HEADING_VECTORS:
