@@ -24,6 +24,7 @@ from hydra.types import RunMode
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig
 
+from llmrl_bench import commands
 from llmrl_bench.config import CONFIG_DIR, CONFIG_NAME, group_options, register_configs
 from llmrl_bench.runner import ConfigError, RunFailed, check_config, run_with_status
 from llmrl_bench.sweep import write_outcome
@@ -135,6 +136,10 @@ def hydra_main(cfg: DictConfig) -> float | None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] and argv[0] in commands.SUBCOMMANDS:
+        sys.exit(commands.main(argv))
+    if any(arg in commands.HELP_FLAGS for arg in argv):
+        return commands.print_help(argv)
     try:
         argv = check_command_line(argv)
     except ConfigError as error:
