@@ -390,14 +390,16 @@ def watch_command(args: argparse.Namespace) -> int:
     if args.context not in contexts:
         raise CommandError(f"--context {args.context}: not a context of {suite.name}; allowed: {', '.join(contexts)}")
     names = action_names(suite)
+    name_width = max(map(len, names))
     env = representation.wrap(suite.make(args.context), suite)
     frames = []
     if gif is not None:
         os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+        os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # rgb_array needs no display (and SDL complains without one)
         env.unwrapped.render_mode = "rgb_array"
 
     def on_frame(step: int, action: int | None, reward: float, episode_return: float) -> None:
-        header = f"step {step:>3}  {'start' if action is None else names[action]:<12}  reward {reward:+.3g}  return {episode_return:.4g}"
+        header = f"step {step:>3}  {'start' if action is None else names[action]:<{name_width}}  reward {reward:+.3g}  return {episode_return:.4g}"
         frame = text_frame(env)
         print(f"{header}\n{frame}\n" if "\n" in frame else f"{header}  {frame}", flush=True)
         if gif is not None:
@@ -424,8 +426,8 @@ def watch_command(args: argparse.Namespace) -> int:
 
 def _default_choices() -> dict[str, str]:
     """The top-level config's default option per group (``conf/config.yaml``'s defaults list)."""
-    defaults = OmegaConf.load(CONFIG_DIR / "config.yaml").defaults
-    return {key: value for item in defaults if isinstance(item, DictConfig) for key, value in item.items()}
+    defaults = OmegaConf.to_container(OmegaConf.load(CONFIG_DIR / f"{CONFIG_NAME}.yaml").defaults, resolve=False)
+    return {key: value for item in defaults if isinstance(item, dict) for key, value in item.items()}
 
 
 def usage() -> str:
