@@ -42,7 +42,7 @@ HELP_FLAGS = ("-h", "--help")
 COMPONENT_GROUPS = {"agent": "agents", "env": "envs", "repr": "representations"}
 DESCRIPTION_WIDTH = 90  # descriptions are cut to keep one line per option
 
-#: Which way each headline metric improves; used only while ``llmrl_bench.metrics`` has no registry.
+#: Which way each headline metric improves, for as long as ``llmrl_bench.metrics`` has no ``METRICS`` registry.
 HEADLINE_DIRECTIONS = {
     "cumulative_reward": "higher",
     "policy_stability": "lower",
@@ -109,7 +109,7 @@ def supported_reprs(agent: str) -> tuple[str, ...]:
 def list_command(_: argparse.Namespace) -> int:
     for group, title in (*COMPONENT_GROUPS.items(), ("experiment", "experiments")):
         options = group_options(group)
-        usage = f"-m experiment=NAME" if group == "experiment" else f"{group}=NAME"
+        usage = "-m experiment=NAME" if group == "experiment" else f"{group}=NAME"
         print(f"{title} ({usage}):")
         accepts = {option: f"repr={'|'.join(supported_reprs(option))}" for option in options} if group == "agent" else {}
         width = max(map(len, options))
@@ -127,15 +127,13 @@ def list_command(_: argparse.Namespace) -> int:
 
 
 def metric_direction(name: str) -> str:
-    """``higher`` or ``lower`` (is better), from ``llmrl_bench.metrics.METRICS`` when it exists."""
-    entry = getattr(metrics, "METRICS", {}).get(name)
-    direction = entry.get("direction") if isinstance(entry, dict) else getattr(entry, "direction", None)
-    direction = str(getattr(direction, "value", direction or "")).lower()
-    if direction.startswith(("higher", "max", "up")):
-        return "higher"
-    if direction.startswith(("lower", "min", "down")):
-        return "lower"
-    return HEADLINE_DIRECTIONS[name]
+    """``higher is better`` or ``lower is better``: the metric registry's word when it has one."""
+    spec = getattr(metrics, "METRICS", {}).get(name)
+    return getattr(spec, "direction", None) or f"{HEADLINE_DIRECTIONS[name]} is better"
+
+
+def metric_units(name: str) -> str:
+    return getattr(getattr(metrics, "METRICS", {}).get(name), "units", "")
 
 
 def _number(value: float | None) -> str:
@@ -172,7 +170,8 @@ def show_run(result: results.RunResult, path: Path) -> None:
         print(f"error: {result.error}")
     width = max(map(len, HEADLINE_METRICS))
     for name in HEADLINE_METRICS:
-        print(f"  {name:<{width}}  {_number(result.metrics.get(name)):>10}  {metric_direction(name)} is better")
+        units = metric_units(name)
+        print(f"  {name:<{width}}  {_number(result.metrics.get(name)):>10}  {metric_direction(name)}" + (f" ({units})" if units else ""))
     provenance = result.provenance
     if "wall_seconds" in provenance:
         print(f"trained {provenance.get('env_steps', 0)} env steps in {provenance['wall_seconds']:.1f} s")
@@ -235,7 +234,7 @@ def show_folder(folder: Path) -> None:
     summaries = cell_summaries(completed)
     print(f"{folder}: {len(completed)} completed runs in {len(summaries)} cells; "
           "IQM [95% CI] across seeds (stratified bootstrap; (k/n): metric defined for k of n runs)")
-    header = ["agent", "env", "repr", "seeds", *(f"{name} ({metric_direction(name)})" for name in HEADLINE_METRICS)]
+    header = ["agent", "env", "repr", "seeds", *(f"{name} ({metric_direction(name).removesuffix(' is better')})" for name in HEADLINE_METRICS)]
     rows = [header]
     for cell in summaries:
         intervals = [_interval(estimate, defined, cell["runs"]) for estimate, defined in cell["metrics"].values()]

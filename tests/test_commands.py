@@ -85,7 +85,8 @@ def test_show_one_fresh_run_gives_the_four_metrics_directions_and_paths(fresh):
         for name in HEADLINE_METRICS:
             line = next(line for line in proc.stdout.splitlines() if line.split()[:1] == [name])
             assert line.split()[1] == f"{stored.metrics[name]:.4g}"
-            assert line.endswith(f"{commands.HEADLINE_DIRECTIONS[name]} is better")
+            assert commands.metric_direction(name) in line
+        assert "lower is better" in next(line for line in proc.stdout.splitlines() if "policy_stability" in line)
         assert f"result:  {run_dir / results.RESULT_FILE}" in proc.stdout
         assert f"policy:  {run_dir / results.POLICY_FILE}" in proc.stdout
         assert "W&B run: none (logger=none)" in proc.stdout
