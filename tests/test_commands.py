@@ -84,7 +84,8 @@ def test_show_one_fresh_run_gives_the_four_metrics_directions_and_paths(fresh):
         assert proc.returncode == 0, proc.stderr
         for name in HEADLINE_METRICS:
             line = next(line for line in proc.stdout.splitlines() if line.split()[:1] == [name])
-            assert line.split()[1] == f"{stored.metrics[name]:.4g}"
+            value = stored.metrics[name]
+            assert line.split()[1] == ("n/a" if value is None else f"{value:.4g}")  # None: undefined (e.g. never learned)
             assert commands.metric_direction(name) in line
         assert "lower is better" in next(line for line in proc.stdout.splitlines() if "policy_stability" in line)
         assert f"result:  {run_dir / results.RESULT_FILE}" in proc.stdout
