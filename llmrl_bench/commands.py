@@ -191,7 +191,7 @@ def _identity(result: results.RunResult) -> str:
     return repr(sorted((key, repr(result.config.get(key))) for key in results.EXPERIMENT_KEYS if key != "seed"))
 
 
-def cell_summaries(runs: Iterable[results.RunResult], n_resamples: int = 2000) -> list[dict[str, Any]]:
+def cell_summaries(runs: Iterable[results.RunResult]) -> list[dict[str, Any]]:
     """Per agent × env × repr cell: its seeds, its distinct configs and, per headline metric,
     ``(IntervalEstimate | None, number of seeds where the metric is defined)``."""
     cells: dict[tuple[str, str, str], list[results.RunResult]] = defaultdict(list)
@@ -203,7 +203,7 @@ def cell_summaries(runs: Iterable[results.RunResult], n_resamples: int = 2000) -
         for name in HEADLINE_METRICS:
             values = [run.metrics.get(name) for run in members]
             defined = np.array([value for value in values if value is not None and math.isfinite(value)], dtype=float)
-            estimate = iqm_across_seeds(defined, n_resamples=n_resamples) if defined.size else None
+            estimate = iqm_across_seeds(defined) if defined.size else None
             estimates[name] = (estimate, int(defined.size))
         summaries.append({
             "agent": agent, "env": env, "repr": repr_, "runs": len(members),
