@@ -18,6 +18,8 @@ The fast forms:
 * Paths under ``/tmp/`` and ``results/`` (except ``results/reference``) move into the workspace;
   ``.venv/bin/X`` is this interpreter's venv; ``<...>`` placeholders are filled from the
   workspace (one smoke run is made first when nothing matches).
+* ``VAR=value`` prefixes are kept, except :data:`KEPT_ENV`; ``a && b`` runs as two commands;
+  ``git status`` runs on the repository (read only).
 * :data:`SKIPPED` names every command that does not run here, with the reason.
 
 A command with neither a fast form nor an entry in :data:`SKIPPED` fails: give it one.
@@ -38,6 +40,7 @@ import pytest
 import yaml
 from omegaconf import OmegaConf
 
+from llmrl_bench import results
 from llmrl_bench.commands import HELP_FLAGS, SUBCOMMANDS
 from llmrl_bench.config import CONFIG_DIR, CONFIG_NAME
 from tests.conftest import REPO
@@ -48,6 +51,9 @@ SHELL_BLOCK = re.compile(r"^```(?:bash|sh|shell|console)[ \t]*\n(.*?)^```", re.M
 VENV_BIN = Path(sys.executable).parent
 BENCH = ("python -m llmrl_bench", ".venv/bin/python -m llmrl_bench", "llmrl-bench", ".venv/bin/llmrl-bench")
 SEED_RANGE = re.compile(r"^(\d+)-(\d+)$")
+ENV_ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
+#: What a README command's ``VAR=value`` prefix may not change here: one process (2 shared cores), W&B offline.
+KEPT_ENV = {"LLMRL_BENCH_JOBS": "1", "WANDB_MODE": "offline"}
 
 #: README commands that do not run in this test, each with its reason (regex on the command).
 SKIPPED = {
@@ -60,14 +66,29 @@ SKIPPED = {
 
 
 def readme_commands(text: str) -> list[list[str]]:
-    """The commands of ``text``'s shell code blocks, as words: continuations joined, comments dropped."""
+    """The commands of ``text``'s shell code blocks, as words: continuations joined, comments
+    dropped, ``a && b`` and ``a; b`` split in two."""
     found = []
     for block in SHELL_BLOCK.findall(text):
         for line in re.sub(r"\\\n", " ", block).splitlines():
-            words = shlex.split(line, comments=True)
-            if words:
-                found.append(words)
+            lexer = shlex.shlex(line, posix=True, punctuation_chars=";&")
+            lexer.whitespace_split = True
+            words = []
+            for word in [*lexer, ";"]:
+                if word in (";", "&&"):
+                    found += [words] if words else []
+                    words = []
+                else:
+                    words.append(word)
     return found
+
+
+def split_env(words: list[str]) -> tuple[dict[str, str], list[str]]:
+    """``A=1 B=2 cmd args`` as ``({"A": "1", "B": "2"}, ["cmd", "args"])``."""
+    count = 0
+    while count < len(words) - 1 and ENV_ASSIGNMENT.match(words[count]):
+        count += 1
+    return dict(word.split("=", 1) for word in words[:count]), words[count:]
 
 
 COMMANDS = readme_commands(README.read_text())
@@ -82,8 +103,14 @@ class Workspace:
         self.env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
                     "LLMRL_BENCH_JOBS": "1", "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
 
-    def run(self, argv: list[str], timeout: float = 600) -> subprocess.CompletedProcess:
-        return subprocess.run(argv, cwd=self.root, env=self.env, capture_output=True, text=True, timeout=timeout)
+    def run(self, argv: list[str], timeout: float = 600, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+        return subprocess.run(argv, cwd=self.root, env={**self.env, **(env or {})}, capture_output=True, text=True, timeout=timeout)
+
+    def ensure_run(self, results_dir: str | Path) -> None:
+        """One smoke run (with a W&B run) in ``results_dir``, for commands that read one."""
+        made = self.run([sys.executable, "-m", "llmrl_bench", "agent=ppo", "env=cartpole", "debug=smoke", "logger.kind=wandb",
+                         "overwrite=true", f"results_dir={results_dir}", f"hydra.run.dir={self.root / 'outputs' / 'example'}"])
+        assert made.returncode == 0, made.stderr[-2000:]
 
     def path(self, value: str) -> str:
         """A README path moved into the workspace (``results/reference`` stays the repository's)."""
@@ -103,10 +130,7 @@ class Workspace:
             return value
         pattern = re.sub(r"<[^>]*>", "*", value)
         if not glob.glob(pattern):
-            results_dir = re.split(r"/(?:wandb|runs)/", pattern)[0]
-            made = self.run([sys.executable, "-m", "llmrl_bench", "agent=ppo", "env=cartpole", "debug=smoke",
-                             "logger.kind=wandb", "overwrite=true", f"results_dir={results_dir}", f"hydra.run.dir={self.root / 'outputs' / 'fill'}"])
-            assert made.returncode == 0, made.stderr[-2000:]
+            self.ensure_run(re.split(r"/(?:wandb|runs)/", pattern)[0])
         matches = sorted(glob.glob(pattern))
         assert matches, f"nothing in the workspace matches {value}"
         return matches[0]
@@ -182,8 +206,12 @@ def fast_forms(words: list[str], ws: Workspace, index: int) -> list[list[str]]:
     if bench is not None:
         args = words[len(bench.split()):]
         if (args[:1] and args[0] in SUBCOMMANDS) or set(args) & set(HELP_FLAGS):
+            if args[:1] in (["show"], ["watch"]) and not any(results.iter_result_paths(ws.results)):
+                ws.ensure_run(ws.results)  # e.g. `show results/local` right after the skipped `make run`
             return [[sys.executable, "-m", "llmrl_bench", *(ws.word(arg) for arg in args)]]
         return training_forms(args, ws, index)
+    if words[:2] == ["git", "status"]:
+        return [["git", "-C", str(REPO), *words[1:]]]
     if words[0] in ("python", ".venv/bin/python") and words[1:2] == ["-m"]:
         return [[sys.executable, *(ws.word(word) for word in words[1:])]]
     if words[0] in ("wandb", ".venv/bin/wandb"):
@@ -203,20 +231,23 @@ def git_status_before() -> str:
     return subprocess.run(["git", "status", "--porcelain"], cwd=REPO, capture_output=True, text=True).stdout
 
 
-def test_readme_has_commands():
+def test_readme_parsing():
     assert len(COMMANDS) >= 5
-    assert readme_commands("```bash\n# a comment\npython -m x \\\n  a=1  # trailing\n```\n") == [["python", "-m", "x", "a=1"]]
+    block = "```bash\n# a comment\nA=1 python -m x \\\n  'a b'=1  # trailing\nmake venv && make run; ls\n```\n```python\nnot=shell\n```\n"
+    assert readme_commands(block) == [["A=1", "python", "-m", "x", "a b=1"], ["make", "venv"], ["make", "run"], ["ls"]]
+    assert split_env(["A=1", "B=x=y", "python", "C=2"]) == ({"A": "1", "B": "x=y"}, ["python", "C=2"])
 
 
 @pytest.mark.parametrize("index", range(len(COMMANDS)), ids=[" ".join(words)[:70] for words in COMMANDS])
 def test_readme_command_runs(index, workspace, git_status_before):
     words = COMMANDS[index]
-    line = " ".join(words)
+    line = " ".join(split_env(words)[1])
     for pattern, reason in SKIPPED.items():
         if re.search(pattern, line):
             pytest.skip(reason)
-    for argv in fast_forms(words, workspace, index):
-        proc = workspace.run(argv)
+    env, command = split_env(words)
+    for argv in fast_forms(command, workspace, index):
+        proc = workspace.run(argv, env={**env, **KEPT_ENV})
         assert proc.returncode == 0, f"{shlex.join(argv)}\n{proc.stderr[-3000:]}"
         assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
 
