@@ -100,6 +100,7 @@ class Workspace:
     def __init__(self, root: Path):
         self.root = root
         self.results = root / "results"
+        (root / "tmp").mkdir()  # the README's /tmp/
         self.env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
                     "LLMRL_BENCH_JOBS": "1", "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
 
