@@ -6,17 +6,26 @@ Layout::
     <results_dir>/runs/<run_id>/episodes.npz   # per-episode training data (columnar)
     <results_dir>/runs/<run_id>/policy.pt      # final policy checkpoint (not committed)
 
-``result.json`` follows the versioned JSON Schema ``llmrl_bench/schema/result-v1.json``.
-Every write is atomic (temporary file, fsync, rename), and loading is strict: a file
-that is truncated or does not match the schema raises :class:`ResultError` naming it.
+``result.json`` follows the versioned JSON Schema ``llmrl_bench/schema/result-v1.json``,
+whose ``metrics`` section is filled in from the metric registry
+(:data:`llmrl_bench.metrics.METRICS`). Every write is atomic (temporary file, fsync,
+rename), and loading is strict: a file that is truncated or does not match the schema
+raises :class:`ResultError` naming it.
+
+When a metric's definition changes, rewrite every stored ``metrics`` from its stored
+curve (documented in ``docs/metrics.md``)::
+
+    python -m llmrl_bench.results recompute results/reference [--check]
 """
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import math
 import os
+import sys
 import tempfile
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
@@ -25,6 +34,8 @@ from typing import Any, Iterator
 
 import jsonschema
 import numpy as np
+
+from llmrl_bench import metrics
 
 SCHEMA_VERSION = 1
 SCHEMA_PATH = Path(__file__).with_name("schema") / f"result-v{SCHEMA_VERSION}.json"
@@ -111,11 +122,16 @@ def _json_ready(value: Any) -> Any:
 
 def write_result(result: RunResult, results_dir: str | Path) -> Path:
     """Validate ``result`` against the schema and write it atomically; returns its path."""
-    record = _json_ready(asdict(result))
-    validate_record(record, Path(RESULT_FILE))
     path = run_dir(results_dir, result.run_id) / RESULT_FILE
-    atomic_write_bytes(path, (json.dumps(record, indent=2, sort_keys=True) + "\n").encode())
+    write_record(path, asdict(result))
     return path
+
+
+def write_record(path: Path, record: dict[str, Any]) -> None:
+    """Validate a ``result.json`` record and write it atomically to ``path``."""
+    record = _json_ready(record)
+    validate_record(record, Path(RESULT_FILE))
+    atomic_write_bytes(path, (json.dumps(record, indent=2, sort_keys=True) + "\n").encode())
 
 
 def write_episodes(results_dir: str | Path, run_id_: str, columns: dict[str, np.ndarray]) -> Path:
@@ -136,7 +152,11 @@ def load_episodes(results_dir: str | Path, run_id_: str) -> dict[str, np.ndarray
 
 @lru_cache(maxsize=1)
 def _validator() -> jsonschema.Draft202012Validator:
-    return jsonschema.Draft202012Validator(json.loads(SCHEMA_PATH.read_text()))
+    schema = json.loads(SCHEMA_PATH.read_text())
+    registry = metrics.result_schema()
+    schema["properties"]["metrics"]["properties"] = registry["properties"]
+    schema["allOf"][0]["then"]["properties"]["metrics"]["required"] = registry["required"]
+    return jsonschema.Draft202012Validator(schema)
 
 
 def validate_record(record: dict[str, Any], path: Path) -> None:
@@ -167,6 +187,15 @@ def iter_result_paths(results_dir: str | Path) -> Iterator[Path]:
     yield from sorted((Path(results_dir) / "runs").glob(f"*/{RESULT_FILE}"))
 
 
+def read_results(results_dir: str | Path) -> Iterator[tuple[Path, RunResult | ResultError]]:
+    """Every ``result.json`` under ``results_dir`` in path order, loaded or with its error."""
+    for path in iter_result_paths(results_dir):
+        try:
+            yield path, load_result(path)
+        except ResultError as error:
+            yield path, error
+
+
 def load_results(results_dir: str | Path, include_failed: bool = False) -> tuple[list[RunResult], list[ResultError]]:
     """Every valid result under ``results_dir`` and the errors for the invalid ones.
 
@@ -174,13 +203,10 @@ def load_results(results_dir: str | Path, include_failed: bool = False) -> tuple
     unless ``include_failed``.
     """
     results, errors = [], []
-    for path in iter_result_paths(results_dir):
-        try:
-            result = load_result(path)
-        except ResultError as error:
-            errors.append(error)
-            continue
-        if result.status == "completed" or include_failed:
+    for _, result in read_results(results_dir):
+        if isinstance(result, ResultError):
+            errors.append(result)
+        elif result.status == "completed" or include_failed:
             results.append(result)
     return results, errors
 
@@ -192,3 +218,55 @@ def completed_result(results_dir: str | Path, run_id_: str) -> RunResult | None:
     except ResultError:
         return None
     return result if result.status == "completed" else None
+
+
+def recomputed_metrics(result: RunResult) -> dict[str, Any]:
+    """The run's metrics recomputed from its stored curve and env info (:mod:`llmrl_bench.metrics`)."""
+    return metrics.run_metrics_from_curve(result.curve, result.env_info["score_range"],
+                                          result.env_info.get("reward_threshold"))
+
+
+def recompute(results_dir: str | Path, check: bool = False) -> tuple[list[str], list[ResultError]]:
+    """Rewrite every completed run's ``metrics`` from its stored curve (or only list them, ``check``).
+
+    Returns one line per run whose stored metrics differ from the recomputed ones, and
+    the invalid files (left untouched). Curves, config and provenance are never changed.
+    """
+    changed, errors = [], []
+    for path, result in read_results(results_dir):
+        if isinstance(result, ResultError):
+            errors.append(result)
+            continue
+        if result.status != "completed":
+            continue
+        fresh = recomputed_metrics(result)
+        differences = metrics.metric_differences(result.metrics, fresh)
+        if differences:
+            changed.append(f"{path}: {'; '.join(differences)}")
+            if not check:
+                write_record(path, asdict(result) | {"metrics": fresh})
+    return changed, errors
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m llmrl_bench.results",
+                                     description="Maintain a results folder.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    command = commands.add_parser("recompute", help="rewrite every stored metrics block from its stored curve")
+    command.add_argument("results_dir", help="a results folder holding runs/<run_id>/result.json")
+    command.add_argument("--check", action="store_true", help="only list the runs that would change (exit 1 if any)")
+    args = parser.parse_args(argv)
+    if not (Path(args.results_dir) / "runs").is_dir():
+        print(f"results: {args.results_dir!r} holds no runs/ folder", file=sys.stderr)
+        return 2
+    changed, errors = recompute(args.results_dir, check=args.check)
+    for line in changed:
+        print(("stale: " if args.check else "rewrote: ") + line)
+    for error in errors:
+        print(f"invalid (left as is): {error}", file=sys.stderr)
+    print(f"results: {len(changed)} run(s) {'stale' if args.check else 'rewritten'}, {len(errors)} invalid")
+    return 1 if (args.check and changed) or errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -18,9 +18,9 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.errors import ConfigCompositionException
 from hydra.utils import instantiate
 
+from llmrl_bench import registry
 from llmrl_bench.envs import (
     CARTPOLE_CONTEXTS,
-    ENV_SCHEMAS,
     EVAL_SEED_OFFSET,
     TRAIN,
     CartPolePhysicsEnv,
@@ -48,8 +48,8 @@ INFINITE_BOX = "ignore:.*Box observation space (minimum|maximum) value is"  # Gy
 
 def compose_env(option: str, *overrides: str):
     store = ConfigStore.instance()
-    for name, schema in ENV_SCHEMAS.items():
-        store.store(group="env", name=name, node=schema)
+    for name, schema in registry.schemas("env").items():
+        store.store(group="env", name=f"{name}_schema", node=schema)
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         return compose(overrides=[f"+env={option}", *overrides]).env
@@ -386,11 +386,7 @@ def test_cartpole_train_is_gymnasium_cartpole():
 
 
 def test_cartpole_make_vec_is_numpy_vectorised_with_next_step_autoreset():
-    class Identity:
-        def wrap_vec(self, envs, suite):
-            return envs
-
-    envs = SUITES["cartpole"].make_vec(4, Identity())
+    envs = SUITES["cartpole"].make_native_vec(4)
     assert type(envs.unwrapped).__name__ == "CartPoleVectorEnv"
     assert envs.metadata["autoreset_mode"] == gym.vector.AutoresetMode.NEXT_STEP
     envs.reset(seed=0)

@@ -18,8 +18,8 @@ from hydra.utils import instantiate
 from minigrid.core.world_object import Ball, Box, Door, Key, Lava
 
 from llmrl_bench.envs import EVAL_SEED_OFFSET, TRAIN, CartPoleSuite, MazeSuite, MiniGridSuite
+from llmrl_bench import registry
 from llmrl_bench.representations import (
-    REPR_SCHEMAS,
     Representation,
     TextRepresentation,
     VectorRepresentation,
@@ -87,8 +87,8 @@ def test_representation_is_deterministic_and_picklable(suite_name, context, repr
 @pytest.mark.parametrize("option", REPR_OPTIONS)
 def test_repr_option_instantiates_representation(option):
     store = ConfigStore.instance()
-    for name, schema in REPR_SCHEMAS.items():
-        store.store(group="repr", name=name, node=schema)
+    for name, schema in registry.schemas("repr").items():
+        store.store(group="repr", name=f"{name}_schema", node=schema)
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         representation = instantiate(compose(overrides=[f"+repr={option}"]).repr)
@@ -147,7 +147,7 @@ def test_wrap_vec_matches_wrap_row_by_row(repr_name):
 
 def test_cartpole_text_wrap_vec_describes_each_row():
     suite = SUITES["cartpole"]
-    envs = suite.make_vec(3, TextRepresentation())
+    envs = TextRepresentation().wrap_vec(suite.make_native_vec(3), suite)
     texts, _ = envs.reset(seed=0)
     raw, _ = gym.make_vec("CartPole-v1", num_envs=3, vectorization_mode="vector_entry_point").reset(seed=0)
     assert texts == tuple(describe_cartpole(row) for row in raw)

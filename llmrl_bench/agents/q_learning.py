@@ -17,12 +17,14 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from llmrl_bench.registry import register
 from llmrl_bench.agents.base import EnvFactory, TrainingHooks
 from llmrl_bench.agents.networks import flat_obs_dim, linear_schedule, num_actions
 
 LOG_EVERY_STEPS = 1000
 
 
+@register("agent", "q_learning")
 @dataclass
 class QLearningConfig:
     """Tabular Q-learning hyperparameters; defaults suit small MiniGrid mazes."""
@@ -54,13 +56,8 @@ class QLearning:
     name = "q_learning"
     supported_reprs = ("vector",)
 
-    def __init__(self, observation_space: gym.Space, action_space: gym.Space, seed: int, **hyperparameters):
-        hyperparameters.pop("_target_", None)
-        self.config = QLearningConfig(**hyperparameters)
-        cfg = self.config
-        for name in ("bins", "clip_low", "clip_high"):  # Hydra passes ListConfig
-            if getattr(cfg, name) is not None:
-                setattr(cfg, name, list(getattr(cfg, name)))
+    def __init__(self, config: QLearningConfig, observation_space: gym.Space, action_space: gym.Space, seed: int):
+        self.config = cfg = config
         self.seed = seed
         self.obs_dim = flat_obs_dim(observation_space)
         self.obs_dtype = observation_space.dtype  # keys are bytes, so fix the dtype

@@ -27,7 +27,6 @@ from llmrl_bench.envs.maze import (
 )
 from llmrl_bench.envs.minigrid_ids import HeldOutSeeds, MiniGridConfig, MiniGridSuite, TrainingSeeds
 
-ENV_SCHEMAS = {"maze_schema": MazeConfig, "cartpole_schema": CartPoleConfig, "minigrid_schema": MiniGridConfig}
 
 
 def _register(env_id: str, **spec) -> None:
@@ -67,7 +66,6 @@ _register_all()
 
 __all__ = [
     "CARTPOLE_CONTEXTS",
-    "ENV_SCHEMAS",
     "EVAL_SEED_OFFSET",
     "TRAIN",
     "CartPolePhysicsEnv",

@@ -8,12 +8,7 @@ which ids/contexts form the training distribution and which are held out.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING
-
 import gymnasium as gym
-
-if TYPE_CHECKING:
-    from llmrl_bench.representations.base import Representation
 
 TRAIN = "train"
 
@@ -46,17 +41,7 @@ class EnvSuite(ABC):
     def make(self, context: str = TRAIN) -> gym.Env:
         """A raw env (no representation wrapper) of the training split or of one held-out context."""
 
-    def make_vec(self, num_envs: int, representation: "Representation") -> gym.vector.VectorEnv:
-        """``num_envs`` training envs stepped together, in ``representation``.
-
-        Subclasses override this with a faster vectorisation where one exists (CartPole).
-        """
-        return gym.vector.SyncVectorEnv(
-            [lambda: representation.wrap(self.make(TRAIN), self) for _ in range(num_envs)],
-            autoreset_mode=gym.vector.AutoresetMode.NEXT_STEP,
-        )
-
-    def normalize(self, value: float) -> float:
-        """Map a return onto [0, 1] by the env's score range."""
-        low, high = self.score_range
-        return (value - low) / (high - low)
+    def make_native_vec(self, num_envs: int) -> gym.vector.VectorEnv | None:
+        """``num_envs`` raw training envs in one natively vectorised env (autoreset mode NEXT_STEP),
+        or ``None`` when the suite has none (the runner then steps single envs together)."""
+        return None

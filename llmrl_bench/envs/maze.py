@@ -24,6 +24,7 @@ from minigrid.core.mission import MissionSpace
 from minigrid.core.world_object import Goal, Wall
 from minigrid.minigrid_env import MiniGridEnv
 
+from llmrl_bench.registry import register
 from llmrl_bench.envs.base import TRAIN, EnvSuite
 
 #: Candidate seeds of training layouts are 0, 1, 2, ...; held-out candidates start here.
@@ -501,6 +502,7 @@ class MazeSuite(EnvSuite):
         return self.make(context).unwrapped.layouts
 
 
+@register("env", "maze")
 @dataclass
 class MazeConfig:
     """Procedurally generated MiniGrid mazes with disjoint training and held-out layouts (``env=maze``)."""

@@ -16,6 +16,7 @@ import gymnasium as gym
 import numpy as np
 from omegaconf import MISSING
 
+from llmrl_bench.registry import register
 from llmrl_bench.envs.base import EVAL_SEED_OFFSET, TRAIN, EnvSuite
 
 #: MiniGrid seeds of held-out episodes start here (reset seed s plays MiniGrid seed HELD_OUT_SEED_OFFSET + s).
@@ -97,6 +98,7 @@ class MiniGridSuite(EnvSuite):
         raise ValueError(f"unknown context {context!r} of {self.name}; expected {TRAIN!r} or one of {self.held_out_contexts}")
 
 
+@register("env", "minigrid")
 @dataclass
 class MiniGridConfig:
     """A standard MiniGrid id, held out by seed range and larger size (``env=MiniGrid-DoorKey-5x5-v0`` etc.)."""

@@ -19,7 +19,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from llmrl_bench.leaderboard.tracks import EnvSpec
-from llmrl_bench.metrics import HEADLINE_METRICS, compute_run_metrics
+from llmrl_bench.metrics import HEADLINE_METRICS, METRICS, run_metrics_from_curve
 from llmrl_bench.stats import iqm, iqm_across_seeds, stratified_bootstrap_ci
 
 SUMMARY_VERSION = 1
@@ -30,21 +30,14 @@ RECOMPUTE_ATOL = 1e-12
 #: Per env, raw units (docs/metrics.md).
 ENV_METRICS = (*HEADLINE_METRICS, "generalization_gap")
 #: Across envs: normalized by each env's score range, so envs can be pooled.
-OVERALL_METRICS = ("cumulative_reward_normalized", "generalization_normalized", "learning_speed", "policy_stability_normalized")
+OVERALL_METRICS = tuple(METRICS[name].pooled for name in ("cumulative_reward", "generalization", "learning_speed", "policy_stability"))
 #: The ranking metric of the leaderboard (higher is better).
 RANKING_METRIC = "cumulative_reward_normalized"
 
 
 def recompute_run_metrics(curve: Sequence[dict[str, Any]], spec: EnvSpec) -> dict[str, Any]:
     """The run's metrics from its curve ``(num_points,)`` and the env's spec."""
-    steps = np.array([point["step"] for point in curve], dtype=np.float64)
-    train = np.array([point["train_return"] for point in curve], dtype=np.float64)
-    held_out = np.array([point["held_out_return"] for point in curve], dtype=np.float64)
-    return compute_run_metrics(
-        steps=steps, train_curve=train, held_out_curve=held_out,
-        final_train_returns=train[-1:], final_held_out_returns=held_out[-1:, None],
-        score_range=spec.score_range, reward_threshold=spec.reward_threshold,
-    )
+    return run_metrics_from_curve(curve, spec.score_range, spec.reward_threshold)
 
 
 def _estimate(point: float, low: float, high: float) -> dict[str, float]:

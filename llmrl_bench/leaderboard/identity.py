@@ -57,7 +57,7 @@ def code_identity(agent: str, repr: str, agent_target: str, git_commit: str | No
 
     Raises ``ImportError`` when an external agent's module cannot be found (pack installs it first).
     """
-    from llmrl_bench.runner import git_commit as checkout_commit
+    from llmrl_bench.provenance import git_commit as checkout_commit
 
     external = is_external(agent_target)
     module = None

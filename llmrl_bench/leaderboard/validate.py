@@ -331,7 +331,7 @@ def _check_run(source, run_id: str, submission: dict, track: Track, specs: dict[
     for key, value in track.budget.items():
         if budget.get(key) != value:
             report.fail(f"{label}: budget.{key} is {budget.get(key)!r} but track {track.name} requires {value}")
-    from llmrl_bench.runner import evaluation_steps
+    from llmrl_bench.evaluation import evaluation_steps
 
     steps = [point["step"] for point in result.curve]
     expected_steps = evaluation_steps(track.budget["env_steps"], track.budget["num_evals"])

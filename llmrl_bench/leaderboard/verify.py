@@ -62,7 +62,7 @@ class Verification:
 
 def same_platform(provenance: dict[str, Any], torch_threads: int) -> bool:
     """Whether this machine can reproduce the run bit for bit."""
-    from llmrl_bench.runner import package_versions
+    from llmrl_bench.provenance import package_versions
 
     return (
         provenance.get("platform") == platform.platform()
@@ -98,7 +98,8 @@ def verify(
     than asked, or names an external ``_target_`` (which re-running would execute) without
     ``allow_external``; nothing is written then.
     """
-    from llmrl_bench.runner import git_commit, package_versions, run
+    from llmrl_bench.provenance import git_commit, package_versions
+    from llmrl_bench.runner import run
 
     path = Path(path)
     if is_archive(path):

@@ -16,12 +16,10 @@ from llmrl_bench.representations.text import (
 )
 from llmrl_bench.representations.vector import MiniGridVector, VectorConfig, VectorRepresentation
 
-REPR_SCHEMAS = {"vector_schema": VectorConfig, "text_schema": TextConfig}
 
 __all__ = [
     "CARTPOLE_ACTION_NAMES",
     "MINIGRID_ACTION_NAMES",
-    "REPR_SCHEMAS",
     "MiniGridVector",
     "Representation",
     "TextObservation",

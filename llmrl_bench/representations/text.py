@@ -19,6 +19,7 @@ import numpy as np
 from gymnasium.wrappers.vector import TransformObservation
 from minigrid.core.constants import IDX_TO_COLOR, OBJECT_TO_IDX
 
+from llmrl_bench.registry import register
 from llmrl_bench.representations.base import Representation
 
 if TYPE_CHECKING:
@@ -201,6 +202,7 @@ class TextRepresentation(Representation):
         return TransformObservation(envs, _BatchDescriber(describer(suite)), single_observation_space=text_space())
 
 
+@register("repr", "text")
 @dataclass
 class TextConfig:
     """Natural-language observations for LLM agents (``repr=text``)."""
