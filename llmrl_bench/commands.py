@@ -1,7 +1,7 @@
 """The suite's helpful commands: ``llmrl-bench list``, ``show`` and ``watch``, and ``--help``.
 
 * ``list``: every agent, env, representation and experiment, one line each, read from
-  ``conf/`` and the schemas in Hydra's ConfigStore (with the representations each agent accepts);
+  ``conf/`` and the component registry (with the representations each agent accepts);
 * ``show PATH``: a run's four headline metrics, or IQM [95 % CI] across seeds per
   agent × env × repr cell of a results folder (``llmrl_bench.stats``);
 * ``watch RUN``: rebuilds a run's env and agent from its ``result.json``, loads its
@@ -13,6 +13,7 @@ Bad input (a missing path, a run without ``policy.pt``) is one line on stderr an
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 import os
 import re
@@ -24,16 +25,17 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 from hydra import compose, initialize_config_dir
-from hydra.core.config_store import ConfigStore
 from hydra.core.global_hydra import GlobalHydra
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from llmrl_bench import metrics, results
+from llmrl_bench import metrics, registry, results
 from llmrl_bench.config import CONFIG_DIR, CONFIG_NAME, RunConfig, group_options, register_configs
 from llmrl_bench.envs.base import EVAL_SEED_OFFSET, TRAIN
 from llmrl_bench.metrics import HEADLINE_METRICS
 from llmrl_bench.representations.text import action_names
+from llmrl_bench.run_envs import RunEnvs
+from llmrl_bench.runner import build_agent, experiment_config
 from llmrl_bench.stats import iqm_across_seeds
 
 PROG = "llmrl-bench"
@@ -58,16 +60,15 @@ class CommandError(Exception):
 # ------------------------------------------------------------------- the registry
 
 
-def _schema_node(group: str, option: str) -> DictConfig:
-    """The ConfigStore schema that ``conf/<group>/<option>.yaml`` names first in its defaults."""
-    register_configs()
+def _schema(group: str, option: str) -> type:
+    """The registered schema that ``conf/<group>/<option>.yaml`` names in its defaults (``<name>_schema``)."""
     defaults = OmegaConf.load(CONFIG_DIR / group / f"{option}.yaml").get("defaults", [])
     schema = next(item for item in defaults if isinstance(item, str) and item.endswith("_schema"))
-    return ConfigStore.instance().load(f"{group}/{schema}.yaml").node
+    return registry.schemas(group)[schema.removesuffix("_schema")]
 
 
 def _target_class(group: str, option: str) -> type:
-    return get_class(_schema_node(group, option)._target_)
+    return get_class(_schema(group, option)._target_)
 
 
 def _first_sentence(text: str) -> str:
@@ -99,7 +100,7 @@ def describe(group: str, option: str) -> str:
     comment = _yaml_comment(group, option)
     if comment or group not in COMPONENT_GROUPS:
         return _first_sentence(comment)
-    return _first_sentence(_schema_node(group, option)._metadata.object_type.__doc__ or "")
+    return _first_sentence(_schema(group, option).__doc__ or "")
 
 
 def supported_reprs(agent: str) -> tuple[str, ...]:
@@ -263,37 +264,30 @@ def show_command(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------- watch
 
 
-def _checked_section(group: str, section: Any) -> DictConfig:
-    """A stored config section, merged into the registered schema its ``_target_`` names.
+def _registered_section(group: str, section: Any) -> DictConfig:
+    """A stored config section, merged into the registered schema of its group that its ``_target_`` names.
 
-    ``result.json`` is data: a ``_target_`` that no registered schema carries is refused,
-    so watching a run never imports or calls code that the registry does not list.
+    ``result.json`` is data: a ``_target_`` that the registry does not list for ``group`` is
+    refused, so watching a run never imports or calls code from the file.
     """
-    register_configs()
-    store = ConfigStore.instance()
-    schemas = {}
-    for name in store.list(group):
-        node = store.load(f"{group}/{name}").node
-        schemas[node._target_] = node
+    targets = registry.targets()
     target = section.get("_target_") if isinstance(section, dict) else None
-    if target not in schemas:
-        raise CommandError(f"{group}._target_={target!r} is not a registered {group}; allowed: {', '.join(sorted(schemas))}")
+    if targets.get(target) != group:
+        allowed = sorted(name for name, its_group in targets.items() if its_group == group)
+        raise CommandError(f"{group}._target_={target!r} is not a registered {group}; allowed: {', '.join(allowed)}")
     try:
-        return OmegaConf.merge(schemas[target], section)
+        return OmegaConf.merge(OmegaConf.structured(registry.schema_of(target)), section)
     except Exception as error:  # noqa: BLE001 - OmegaConf's validation errors, as one line
         raise CommandError(f"{group} config does not match its schema: {str(error).splitlines()[0]}") from None
 
 
-def rebuild(result: results.RunResult, policy: Path) -> tuple[Any, Any, Any]:
-    """``(suite, representation, agent)`` of a run, as the runner builds them, with the saved policy loaded."""
-    sections = {group: _checked_section(group, result.config.get(group)) for group in ("agent", "env", "repr")}
-    suite = instantiate(sections["env"])
-    representation = instantiate(sections["repr"])
-    probe = representation.wrap(suite.make(TRAIN), suite)
-    agent = instantiate(sections["agent"], observation_space=probe.observation_space, action_space=probe.action_space, seed=result.seed)
-    probe.close()
+def rebuild(result: results.RunResult, policy: Path) -> tuple[RunEnvs, Any]:
+    """``(envs, agent)`` of a run, built as the runner builds them, with the saved policy loaded."""
+    sections = {group: _registered_section(group, result.config.get(group)) for group in ("agent", "env", "repr")}
+    envs = RunEnvs(instantiate(sections["env"]), instantiate(sections["repr"]))
+    agent = build_agent(sections["agent"], envs, result.seed)
     agent.load(policy)
-    return suite, representation, agent
+    return envs, agent
 
 
 def cartpole_line(state: Sequence[float], x_threshold: float = 2.4, width: int = 41) -> str:
@@ -361,8 +355,6 @@ def _policy_of(run: str) -> tuple[results.RunResult, Path]:
 
 def _rerun_hint(result: results.RunResult) -> str:
     """The command that trains the same agent × env × repr × seed, and whether it gives this run_id."""
-    from llmrl_bench.runner import experiment_config
-
     overrides = [f"agent={result.agent}", f"env={result.env}", f"repr={result.repr}", f"seed={result.seed}"]
     command = f"{PROG} {' '.join(overrides)}"
     register_configs()
@@ -384,13 +376,13 @@ def watch_command(args: argparse.Namespace) -> int:
         raise CommandError(f"--episode {args.episode}: must be >= 0")
     if not args.fps > 0:
         raise CommandError(f"--fps {args.fps}: must be > 0")
-    suite, representation, agent = rebuild(result, policy)
-    contexts = [TRAIN, *suite.held_out_contexts]
+    envs, agent = rebuild(result, policy)
+    contexts = [TRAIN, *envs.suite.held_out_contexts]
     if args.context not in contexts:
-        raise CommandError(f"--context {args.context}: not a context of {suite.name}; allowed: {', '.join(contexts)}")
-    names = action_names(suite)
+        raise CommandError(f"--context {args.context}: not a context of {envs.suite.name}; allowed: {', '.join(contexts)}")
+    names = action_names(envs.suite)
     name_width = max(map(len, names))
-    env = representation.wrap(suite.make(args.context), suite)
+    env = envs.make(args.context)
     frames = []
     if gif is not None:
         os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
@@ -408,7 +400,7 @@ def watch_command(args: argparse.Namespace) -> int:
 
     seed = EVAL_SEED_OFFSET + args.episode
     print(f"{result.agent}/{result.repr}/{result.env} seed={result.seed} [{result.run_id}]: evaluation episode {args.episode} of {args.context} (env seed {seed})")
-    episode_return, steps, terminated = play_episode(env, agent, representation.is_text, seed, on_frame)
+    episode_return, steps, terminated = play_episode(env, agent, envs.representation.is_text, seed, on_frame)
     env.close()
     print(f"return {episode_return:.4g} in {steps} steps ({'terminated' if terminated else 'time limit'})")
     if gif is not None:
@@ -462,6 +454,21 @@ examples:
 Hydra: --cfg job prints the composed config, --hydra-help lists Hydra's own flags."""
 
 
+def _quiet_on_closed_pipe(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Stop quietly when the reader goes away (``llmrl-bench show DIR | head``)."""
+
+    @functools.wraps(command)
+    def wrapped(*args: Any) -> Any:
+        try:
+            return command(*args)
+        except BrokenPipeError:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+            return 0
+
+    return wrapped
+
+
+@_quiet_on_closed_pipe
 def print_help(overrides: Sequence[str]) -> None:
     """``--help``: the suite's usage, then the config that ``overrides`` compose to."""
     print(usage())
@@ -504,6 +511,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+@_quiet_on_closed_pipe
 def main(argv: Sequence[str]) -> int:
     """``llmrl-bench list|show|watch ...``; returns the exit code (2: bad input, one line on stderr)."""
     args = _parser().parse_args(list(argv))
@@ -512,6 +520,3 @@ def main(argv: Sequence[str]) -> int:
     except CommandError as error:
         print(f"{PROG} {args.command}: error: {error}", file=sys.stderr)
         return 2
-    except BrokenPipeError:  # the reader went away (`| head`): stop quietly
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0

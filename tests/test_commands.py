@@ -181,11 +181,11 @@ def test_watch_maze_prints_grid_frames(fresh):
 def test_replayed_evaluation_episodes_give_the_recorded_final_return(fresh, env):
     """The rebuilt agent with its saved policy replays exactly what the runner's last evaluation measured."""
     stored = results.load_result(fresh[env] / results.RESULT_FILE)
-    suite, representation, agent = commands.rebuild(stored, fresh[env] / results.POLICY_FILE)
+    envs, agent = commands.rebuild(stored, fresh[env] / results.POLICY_FILE)
     returns = []
     for episode in range(stored.config["budget"]["eval_episodes"]):
-        game = representation.wrap(suite.make(TRAIN), suite)
-        returns.append(commands.play_episode(game, agent, representation.is_text, EVAL_SEED_OFFSET + episode, lambda *_: None)[0])
+        game = envs.make(TRAIN)
+        returns.append(commands.play_episode(game, agent, envs.representation.is_text, EVAL_SEED_OFFSET + episode, lambda *_: None)[0])
     assert np.mean(returns) == pytest.approx(stored.curve[-1]["train_return"])
 
 
