@@ -27,6 +27,7 @@ A command with neither a fast form nor an entry in :data:`SKIPPED` fails: give i
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import os
 import re
@@ -40,7 +41,7 @@ import pytest
 import yaml
 from omegaconf import OmegaConf
 
-from llmrl_bench import results
+from llmrl_bench import registry, results
 from llmrl_bench.commands import HELP_FLAGS, SUBCOMMANDS
 from llmrl_bench.config import CONFIG_DIR, CONFIG_NAME
 from tests.conftest import REPO
@@ -104,7 +105,7 @@ class Workspace:
         self.env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
                     "LLMRL_BENCH_JOBS": "1", "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
 
-    def run(self, argv: list[str], timeout: float = 600, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    def run(self, argv: list[str], timeout: float = 300, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
         return subprocess.run(argv, cwd=self.root, env={**self.env, **(env or {})}, capture_output=True, text=True, timeout=timeout)
 
     def ensure_run(self, results_dir: str | Path) -> None:
@@ -144,7 +145,8 @@ class Workspace:
 
 
 def _is_llm(agent: str) -> bool:
-    return "llm" in OmegaConf.load(CONFIG_DIR / "agent" / f"{agent}.yaml")
+    """Whether ``agent`` runs a language model (its schema has an ``llm`` section)."""
+    return any(field.name == "llm" for field in dataclasses.fields(registry.schemas("agent")[agent]))
 
 
 def _swept_agents(overrides: dict[str, str]) -> list[str]:
@@ -230,6 +232,10 @@ def workspace(tmp_path_factory) -> Workspace:
 @pytest.fixture(scope="module")
 def git_status_before() -> str:
     return subprocess.run(["git", "status", "--porcelain"], cwd=REPO, capture_output=True, text=True).stdout
+
+
+def test_llm_agents_are_recognised():
+    assert [agent for agent in registry.schemas("agent") if _is_llm(agent)] == ["llm_pg", "llm_zero_shot"]
 
 
 def test_readme_parsing():
