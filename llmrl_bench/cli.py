@@ -15,6 +15,7 @@ import math
 import os
 import re
 import sys
+import time
 from pathlib import Path
 from typing import Sequence
 
@@ -31,6 +32,7 @@ from omegaconf import DictConfig, OmegaConf
 from llmrl_bench import commands, sweep
 from llmrl_bench.config import CONFIG_DIR, CONFIG_NAME, group_options, register_configs
 from llmrl_bench.errors import ConfigError, RunFailed
+from llmrl_bench.progress import terminal_line
 from llmrl_bench.runner import run_with_status
 from llmrl_bench.validation import check_config
 
@@ -193,16 +195,20 @@ def hydra_main(cfg: DictConfig) -> float | None:
         return None  # the sweep was interrupted before this job started
     run_dir = sweep.run_dir_of(cfg)
     status, run_metrics = "interrupted", None
-    with sweep.job_interrupts(output_dir, title, Path(run_dir), multirun):
+    started = time.perf_counter()
+    with sweep.job_interrupts(output_dir, title, Path(run_dir), multirun), \
+            terminal_line(Path(output_dir).parent, sweep.sweep_workers()) as line:
+        position = sweep.job_position(output_dir, hydra_cfg.job.num, line) if multirun else None
         try:
-            status, run_metrics = run_with_status(cfg)
+            status, run_metrics = run_with_status(cfg, position)
         except RunFailed as error:
             sweep.write_outcome(output_dir, "failed", title, str(error.__cause__ or error))
             if multirun:
                 return None  # the sweep goes on; SweepSummary lists the failure at the end
             print(f"{PROG}: error: {error}", file=sys.stderr)
             sys.exit(1)
-        sweep.write_outcome(output_dir, status, title, metrics=run_metrics, run_dir=run_dir, run=sweep.run_label(cfg))
+        sweep.write_outcome(output_dir, status, title, metrics=run_metrics, run_dir=run_dir, run=sweep.run_label(cfg),
+                            seconds=time.perf_counter() - started)
     if status == "interrupted":
         return None
     if not multirun:

@@ -16,6 +16,7 @@ from typing import Any, Optional
 from hydra.core.config_store import ConfigStore
 
 from llmrl_bench import registry
+from llmrl_bench.results import DEFAULT_TORCH_THREADS
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "conf"
 CONFIG_NAME = "config"
@@ -89,7 +90,7 @@ class RunConfig:
     """Where ``runs/<run_id>/result.json`` go; git-ignored by default (``results/reference`` holds the committed runs)."""
     sweep: str = "default"
     """Sweep name: groups the runs in W&B."""
-    torch_threads: int = 1
+    torch_threads: int = DEFAULT_TORCH_THREADS
     """Torch intra-op threads per run (one per job under the parallel launcher)."""
     progress: bool = True
     """Show a progress line per run (only when stderr is a terminal)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -43,6 +44,8 @@ class RunHooks:
             context: envs.evaluator(context, budget.held_out_episodes) for context in envs.suite.held_out_contexts
         }
         self.checkpointer: checkpoint.Checkpointer | None = None
+        self.policy_path: Path | None = None
+        """Where the last evaluation saves the policy it evaluated (the run's final policy)."""
 
     # -- TrainingHooks -------------------------------------------------------
     def on_step(self, global_step: int) -> None:
@@ -98,6 +101,8 @@ class RunHooks:
         }
         self.curve.append(point)
         self.next_eval += 1
+        if self.next_eval == len(self.eval_steps) and self.policy_path is not None:
+            self.agent.save(self.policy_path)  # the policy of the last curve point, not of later updates
         self.progress.set_eval(point["train_return"])
         self.tracker.log(step, {
             "eval/train_return": point["train_return"],

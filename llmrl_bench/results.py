@@ -46,6 +46,7 @@ POLICY_FILE = "policy.pt"
 #: The config sections that define an experiment; everything else (logging, paths,
 #: progress) can change without changing the run_id.
 EXPERIMENT_KEYS = ("agent", "env", "repr", "budget", "seed")
+DEFAULT_TORCH_THREADS = 1
 
 
 class ResultError(ValueError):
@@ -82,14 +83,26 @@ class RunResult:
 
 
 def run_id(config: dict[str, Any]) -> str:
-    """A 16-hex-digit hash of the resolved config fields that define the experiment."""
+    """A 16-hex-digit hash of the resolved config fields that define the experiment.
+
+    Torch's thread count changes floating-point sums, so a run with more than the default one
+    thread is another experiment (the default stays out of the hash: ids made before stay valid).
+    """
     identity = {key: config[key] for key in EXPERIMENT_KEYS}
+    if config.get("torch_threads", DEFAULT_TORCH_THREADS) != DEFAULT_TORCH_THREADS:
+        identity["torch_threads"] = config["torch_threads"]
     canonical = json.dumps(identity, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
 def run_dir(results_dir: str | Path, run_id_: str) -> Path:
     return Path(results_dir) / "runs" / run_id_
+
+
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -101,6 +114,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; collaborators read results (0644 by default)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -146,8 +160,21 @@ def write_episodes(results_dir: str | Path, run_id_: str, columns: dict[str, np.
 
 
 def load_episodes(results_dir: str | Path, run_id_: str) -> dict[str, np.ndarray]:
-    with np.load(run_dir(results_dir, run_id_) / EPISODES_FILE) as data:
-        return {name: data[name] for name in data.files}
+    path = run_dir(results_dir, run_id_) / EPISODES_FILE
+    with np.load(path) as data:
+        columns = {name: data[name] for name in data.files}
+    if not all(np.all(np.isfinite(column)) for column in columns.values() if np.issubdtype(column.dtype, np.number)):
+        raise ResultError(path, "holds NaN or infinite values; every number must be finite")
+    return columns
+
+
+class NonFiniteNumber(ValueError):
+    """A JSON ``NaN``, ``Infinity`` or ``-Infinity``: not a valid number in a result."""
+
+
+def reject_non_finite(constant: str) -> float:
+    """``json.loads(..., parse_constant=reject_non_finite)``: JSON's NaN and infinities are errors."""
+    raise NonFiniteNumber(f"holds {constant}; every number must be finite")
 
 
 @lru_cache(maxsize=1)
@@ -171,9 +198,11 @@ def load_result(path: str | Path) -> RunResult:
     """Strictly load one ``result.json``; raises :class:`ResultError` with the reason."""
     path = Path(path)
     try:
-        record = json.loads(path.read_text())
+        record = json.loads(path.read_text(), parse_constant=reject_non_finite)
     except FileNotFoundError:
         raise ResultError(path, "missing") from None
+    except NonFiniteNumber as error:
+        raise ResultError(path, str(error)) from None
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ResultError(path, f"not valid JSON (truncated?): {error}") from None
     if not isinstance(record, dict):

@@ -31,7 +31,7 @@ from llmrl_bench.envs.base import EnvSuite
 from llmrl_bench.errors import ConfigError, RunFailed
 from llmrl_bench.hooks import RunHooks
 from llmrl_bench.locking import run_lock
-from llmrl_bench.progress import RunProgress
+from llmrl_bench.progress import RunProgress, SweepPosition
 from llmrl_bench.provenance import run_provenance, start_provenance
 from llmrl_bench.representations.base import Representation
 from llmrl_bench.run_envs import RunEnvs
@@ -71,6 +71,8 @@ class Run:
     suite: EnvSuite
     representation: Representation
     labels: dict[str, Any]
+    position: SweepPosition | None = None
+    """Which job of a sweep this is, for the progress line."""
 
     @property
     def title(self) -> str:
@@ -87,7 +89,7 @@ def run(cfg: DictConfig) -> dict[str, Any] | None:
     return run_with_status(cfg)[1]
 
 
-def run_with_status(cfg: DictConfig) -> tuple[str, dict[str, Any] | None]:
+def run_with_status(cfg: DictConfig, position: SweepPosition | None = None) -> tuple[str, dict[str, Any] | None]:
     """Train, evaluate and record one run; returns ``(status, metrics)``.
 
     ``status`` is ``done``, or ``skipped`` when ``results/`` already holds the run (its
@@ -99,7 +101,7 @@ def run_with_status(cfg: DictConfig) -> tuple[str, dict[str, Any] | None]:
     suite: EnvSuite = instantiate(cfg.env)
     representation: Representation = instantiate(cfg.repr)
     labels = {"agent": get_class(cfg.agent._target_).name, "env": suite.name, "repr": representation.name, "seed": int(cfg.seed)}
-    this = Run(cfg, config, results.run_id(config), Path(cfg.results_dir), suite, representation, labels)
+    this = Run(cfg, config, results.run_id(config), Path(cfg.results_dir), suite, representation, labels, position)
     existing = _existing_metrics(this)
     if existing is not None:
         return "skipped", existing
@@ -135,12 +137,13 @@ def _train_and_record(this: Run) -> dict[str, Any]:
     log.info("run %s", this.title)
     clock = RunClock()
     hooks = None
-    progress = RunProgress(this.title, cfg.budget.env_steps, enabled=cfg.progress)
+    progress = RunProgress(this.title, cfg.budget.env_steps, enabled=cfg.progress, position=this.position)
     signals = checkpoint.PreemptionSignals()
     try:
         envs = RunEnvs(this.suite, this.representation)
         agent = build_agent(cfg.agent, envs, cfg.seed)
         hooks = RunHooks(agent, envs, cfg.budget, cfg.logger.log_every_steps, tracker, progress)
+        hooks.policy_path = this.dir / results.POLICY_FILE
         saved = _resume(this, agent, hooks, clock)
         if saved is not None:
             started_at = saved["provenance"]
@@ -158,7 +161,6 @@ def _train_and_record(this: Run) -> dict[str, Any]:
                                     wandb_run_dir=getattr(tracker, "run_dir", None), **getattr(agent, "provenance", dict)())
         record = _completed_record(this, hooks, provenance)
         results.write_episodes(this.results_dir, this.run_id, {k: np.array(v) for k, v in hooks.episodes.items()})
-        agent.save(this.dir / results.POLICY_FILE)
         path = results.write_result(record, this.results_dir)
         (this.dir / checkpoint.CHECKPOINT_FILE).unlink(missing_ok=True)
     except (checkpoint.Preempted, KeyboardInterrupt) as stop:  # Ctrl-C, SIGTERM: the checkpoint (if any) is written

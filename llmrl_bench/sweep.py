@@ -21,6 +21,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from llmrl_bench import checkpoint, results
+from llmrl_bench.progress import SweepPosition
 from llmrl_bench.metrics import HEADLINE_METRICS, METRICS
 from llmrl_bench.runner import experiment_config
 
@@ -202,6 +203,23 @@ def job_interrupts(output_dir: str, title: str, run_dir: Path, multirun: bool) -
         if worker:  # idle between jobs: a late signal must not kill the worker
             for signum in (signal.SIGINT, signal.SIGTERM):
                 signal.signal(signum, signal.SIG_IGN)
+
+
+def job_position(output_dir: str, job_num: int, line: int) -> SweepPosition:
+    """Job ``job_num`` (0-based) of the sweep in ``output_dir``'s parent, with the sweep's remaining time
+    estimated from the jobs finished so far (mean seconds per job x jobs left / workers)."""
+    total = int(os.environ.get(SWEEP_JOBS_VARIABLE, "1") or 1)
+    seconds = [o["seconds"] for o in read_outcomes(Path(output_dir).parent) if o.get("seconds") and o["status"] == "done"]
+    eta = None
+    if seconds:
+        eta = sum(seconds) / len(seconds) * (total - job_num) / max(1, min(sweep_workers(), total))
+    return SweepPosition(number=job_num + 1, total=total, line=line, sweep_eta_seconds=eta)
+
+
+def sweep_workers() -> int:
+    """Parallel jobs of a local sweep: ``$LLMRL_BENCH_JOBS`` or one per core."""
+    jobs = int(os.environ.get("LLMRL_BENCH_JOBS", "-1"))
+    return jobs if jobs > 0 else (os.cpu_count() or 1)
 
 
 def sweep_interrupted(output_dir: str) -> bool:

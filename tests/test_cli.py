@@ -137,3 +137,17 @@ def test_failing_wandb_never_loses_results(make_config, tmp_path, monkeypatch):
     run(cfg)
     (result,) = results.load_results(tmp_path)[0]
     assert result.provenance["wandb_run_dir"] is None
+
+
+def test_torch_threads_is_part_of_the_identity_when_it_changes_results(make_config, tmp_path):
+    """torch_threads=1 and =2 either give identical numbers or two different run_ids (never one id, two results)."""
+    records = []
+    for threads in (1, 2):
+        cfg = make_config("agent=ppo", "env=cartpole", "debug=smoke", "budget.env_steps=3000", f"torch_threads={threads}",
+                          f"results_dir={tmp_path}")
+        run(cfg)
+    loaded, errors = results.load_results(tmp_path)
+    assert errors == [] and len(loaded) == 2
+    first, second = loaded
+    assert first.run_id != second.run_id or (first.metrics == second.metrics and first.curve == second.curve)
+    assert {r.provenance["torch_threads"] for r in loaded} == {1, 2}

@@ -116,3 +116,17 @@ def test_recompute_rewrites_stale_metrics_from_the_curve(tmp_path, capsys):
     assert after["metrics"]["steps_to_threshold"] == 10.0
     assert results.main(["recompute", str(tmp_path), "--check"]) == 0  # idempotent
     assert results.main(["recompute", str(tmp_path / "nowhere")]) == 2
+
+
+def test_written_files_respect_the_umask(tmp_path):
+    import os
+    import stat
+
+    from llmrl_bench.results import atomic_write_bytes
+
+    previous = os.umask(0o022)
+    try:
+        atomic_write_bytes(tmp_path / "a.json", b"{}")
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "a.json").stat().st_mode) == 0o644

@@ -125,13 +125,8 @@ class PPO:
 
     # ---------------------------------------------------------------- training
     def learn(self, envs: EnvFactory, total_steps: int, hooks: TrainingHooks) -> None:
-        """Train until ``global_step >= total_steps``.
-
-        The rollout in which the budget is reached is finished and used, so training stops
-        at most ``n_steps * n_envs`` steps past ``total_steps``. Counted steps are real
-        transitions: NEXT_STEP autoreset calls are not counted. After ``load_state_dict`` of
-        a mid-training state, continues that training.
-        """
+        """Train until ``global_step >= total_steps`` (the last rollout is finished and used; autoreset
+        calls are not counted). After ``load_state_dict`` of a mid-training state, continues that training."""
         cfg = self.config
         num_steps, num_envs, obs_dim = cfg.n_steps, cfg.n_envs, self.obs_dim
 
@@ -146,16 +141,7 @@ class PPO:
         valid = np.zeros((num_steps, num_envs), bool)
 
         if self.loop is None:
-            vec_env = envs.make_vec(num_envs)
-            raw_obs, _ = vec_env.reset(seed=self.seed)
-            self.loop = {
-                "vec_env": vec_env,
-                "raw_obs": np.asarray(raw_obs, np.float32).reshape(num_envs, obs_dim),
-                "autoreset": np.zeros(num_envs, bool),  # this env's next step() only resets it
-                "episodic_return": np.zeros(num_envs),
-                "episodic_length": np.zeros(num_envs, np.int64),
-                "discounted_return": np.zeros(num_envs),  # for reward normalisation
-            }
+            self.loop = self._start_loop(envs)
         vec_env = self.loop["vec_env"]
         start_time, start_step = time.perf_counter(), self.global_step
 
@@ -245,12 +231,10 @@ class PPO:
 
             if cfg.n_epochs == 0:  # rollout collection only (tests/benchmarks/test_maze_rollout.py)
                 continue
-            with torch.no_grad():
-                entropy = -(log_probs_all.exp() * log_probs_all).sum(-1).mean().item()
             logged = {
                 "losses/policy_loss": losses.pg_loss.item(),
                 "losses/value_loss": losses.v_loss.item(),
-                "losses/entropy": entropy,
+                "losses/entropy": -(log_probs_all.exp() * log_probs_all).sum(-1).mean().item(),
                 **ppo_diagnostics(losses, clip_range),
                 "charts/learning_rate": learning_rate,
                 "charts/SPS": (self.global_step - start_step) / (time.perf_counter() - start_time),
@@ -259,6 +243,20 @@ class PPO:
             hooks.log(self.global_step, logged)
         vec_env.close()
         self.loop = None
+
+    def _start_loop(self, envs: EnvFactory) -> dict:
+        """The state the loop carries between rollouts (and checkpoints): vector env, last observations, counters."""
+        num_envs = self.config.n_envs
+        vec_env = envs.make_vec(num_envs)
+        raw_obs, _ = vec_env.reset(seed=self.seed)
+        return {
+            "vec_env": vec_env,
+            "raw_obs": np.asarray(raw_obs, np.float32).reshape(num_envs, self.obs_dim),
+            "autoreset": np.zeros(num_envs, bool),  # this env's next step() only resets it
+            "episodic_return": np.zeros(num_envs),
+            "episodic_length": np.zeros(num_envs, np.int64),
+            "discounted_return": np.zeros(num_envs),  # for reward normalisation
+        }
 
     # ------------------------------------------------------------- persistence
     def _policy_state(self) -> dict:

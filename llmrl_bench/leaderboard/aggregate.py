@@ -44,10 +44,20 @@ def _estimate(point: float, low: float, high: float) -> dict[str, float]:
     return {"iqm": float(point), "ci_low": float(low), "ci_high": float(high)}
 
 
+#: An aggregate over runs of which one or more has an undefined value (e.g. the stability of
+#: a run that never learns): undefined too, shown "n/a" and ranked last, never a number.
+UNDEFINED = {"iqm": None, "ci_low": None, "ci_high": None}
+
+
+def _defined(values: list[Any]) -> bool:
+    return all(isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) for value in values)
+
+
 def summarize(track: str, runs: Sequence[tuple[str, int, dict[str, Any]]]) -> dict[str, Any]:
     """The aggregates of a submission from ``(env, seed, recomputed metrics)`` per run.
 
-    Every env must hold the same seeds (validation checks it first). Returns the content
+    Every env must hold the same seeds (validation checks it first). An aggregate over a
+    missing or undefined (``None``) value is :data:`UNDEFINED`. Returns the content
     of ``summary.json``: ``envs.<env>.<metric>`` and ``overall.<metric>``, each
     ``{iqm, ci_low, ci_high}``.
     """
@@ -60,12 +70,16 @@ def summarize(track: str, runs: Sequence[tuple[str, int, dict[str, Any]]]) -> di
         raise ValueError("every env must hold the same seeds")
     summary: dict[str, Any] = {"schema_version": SUMMARY_VERSION, "track": track, "num_runs": len(runs), "seeds": seeds, "envs": {}, "overall": {}}
     for env in envs:
-        summary["envs"][env] = {
-            metric: _estimate(*iqm_across_seeds(np.array([by_env[env][seed][metric] for seed in seeds], dtype=np.float64)))
-            for metric in ENV_METRICS
-        }
+        summary["envs"][env] = {}
+        for metric in ENV_METRICS:
+            values = [by_env[env][seed].get(metric) for seed in seeds]
+            summary["envs"][env][metric] = _estimate(*iqm_across_seeds(np.array(values, dtype=np.float64))) if _defined(values) else dict(UNDEFINED)
     for metric in OVERALL_METRICS:
-        scores = np.array([[by_env[env][seed][metric] for env in envs] for seed in seeds], dtype=np.float64)  # (num_runs, num_tasks)
+        rows = [[by_env[env][seed].get(metric) for env in envs] for seed in seeds]
+        if not _defined([value for row in rows for value in row]):
+            summary["overall"][metric] = dict(UNDEFINED)
+            continue
+        scores = np.array(rows, dtype=np.float64)  # (num_runs, num_tasks)
         summary["overall"][metric] = _estimate(*stratified_bootstrap_ci(scores, iqm, random_state=0))
     return summary
 
