@@ -44,15 +44,6 @@ HELP_FLAGS = ("-h", "--help")
 COMPONENT_GROUPS = {"agent": "agents", "env": "envs", "repr": "representations"}
 DESCRIPTION_WIDTH = 90  # descriptions are cut to keep one line per option
 
-#: Which way each headline metric improves, for as long as ``llmrl_bench.metrics`` has no ``METRICS`` registry.
-HEADLINE_DIRECTIONS = {
-    "cumulative_reward": "higher",
-    "policy_stability": "lower",
-    "learning_speed": "higher",
-    "generalization": "higher",
-}
-
-
 class CommandError(Exception):
     """Bad input to a command; its message is one line (exit code 2)."""
 
@@ -128,13 +119,8 @@ def list_command(_: argparse.Namespace) -> int:
 
 
 def metric_direction(name: str) -> str:
-    """``higher is better`` or ``lower is better``: the metric registry's word when it has one."""
-    spec = getattr(metrics, "METRICS", {}).get(name)
-    return getattr(spec, "direction", None) or f"{HEADLINE_DIRECTIONS[name]} is better"
-
-
-def metric_units(name: str) -> str:
-    return getattr(getattr(metrics, "METRICS", {}).get(name), "units", "")
+    """``higher is better`` or ``lower is better``, from the metric registry."""
+    return metrics.METRICS[name].direction
 
 
 def _number(value: float | None) -> str:
@@ -171,8 +157,7 @@ def show_run(result: results.RunResult, path: Path) -> None:
         print(f"error: {result.error}")
     width = max(map(len, HEADLINE_METRICS))
     for name in HEADLINE_METRICS:
-        units = metric_units(name)
-        print(f"  {name:<{width}}  {_number(result.metrics.get(name)):>10}  {metric_direction(name)}" + (f" ({units})" if units else ""))
+        print(f"  {name:<{width}}  {_number(result.metrics.get(name)):>10}  {metric_direction(name)} ({metrics.METRICS[name].units})")
     provenance = result.provenance
     if "wall_seconds" in provenance:
         print(f"trained {provenance.get('env_steps', 0)} env steps in {provenance['wall_seconds']:.1f} s")
