@@ -469,3 +469,68 @@ def test_dqn_options_are_deterministic_and_resume_identically(options):
     copy = make_agent("dqn", "minigrid", seed=2, **options)
     copy.load_state_dict(runs[0].state_dict())
     np.testing.assert_array_equal(copy.act(probe), runs[0].act(probe))
+
+
+# ------------------------------------------------- Q-learning options (issue 15)
+class RewardChainEnv(gym.Env):
+    """Observation t = 0, 1, 2, ...; reward ``rewards[t]``; terminates (or truncates) after ``len(rewards)`` steps."""
+
+    observation_space = gym.spaces.Box(0.0, 10.0, (1,), np.float32)
+    action_space = gym.spaces.Discrete(1)
+
+    def __init__(self, rewards, truncate=False):
+        self.rewards, self.truncate = rewards, truncate
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        return np.zeros(1, np.float32), {}
+
+    def step(self, action):
+        reward, self.t = self.rewards[self.t], self.t + 1
+        end = self.t == len(self.rewards)
+        return np.array([self.t], np.float32), reward, end and not self.truncate, end and self.truncate, {}
+
+
+class RewardChainEnvs:
+    observation_space, action_space = RewardChainEnv.observation_space, RewardChainEnv.action_space
+
+    def __init__(self, rewards, truncate=False):
+        self.rewards, self.truncate = rewards, truncate
+
+    def make(self):
+        return RewardChainEnv(self.rewards, self.truncate)
+
+
+def chain_values(n_step: int, steps: int, truncate: bool = False, **options) -> list[float]:
+    from llmrl_bench.agents.q_learning import QLearning
+
+    envs = RewardChainEnvs([1.0, 2.0, 4.0], truncate)
+    agent = QLearning(envs.observation_space, envs.action_space, seed=0, gamma=0.5, learning_rate=1.0, n_step=n_step, **options)
+    agent.learn(envs, steps, NullHooks())
+    values = [agent.table.get(np.array([t], np.float32).tobytes()) for t in range(4)]
+    return [None if v is None else float(v[0]) for v in values]  # None: never met as a non-terminal state
+
+
+def test_q_learning_n_step_returns_on_a_hand_built_chain():
+    """One episode with learning rate 1: n-step targets sum the rewards to the end; one-step ones see one reward."""
+    assert chain_values(n_step=3, steps=3) == [1 + 0.5 * 2 + 0.25 * 4, 2 + 0.5 * 4, 4.0, None]
+    assert chain_values(n_step=2, steps=3) == [1 + 0.5 * 2, 2 + 0.5 * 4, 4.0, None]
+    assert chain_values(n_step=1, steps=3) == [1.0, 2.0, 4.0, None]
+
+
+def test_q_learning_n_step_bootstraps_a_truncated_episode():
+    """Truncation is not termination: the last n-step target adds gamma ** k times the final state's value."""
+    values = chain_values(n_step=3, steps=3, truncate=True, initial_value=8.0)
+    assert values == [1 + 0.5 * 2 + 0.25 * 4 + 0.125 * 8, 2 + 0.5 * 4 + 0.25 * 8, 4 + 0.5 * 8, 8.0]
+
+
+def test_q_learning_optimistic_initial_values():
+    """Unseen state-actions start at initial_value, so untried actions look better than tried ones."""
+    from llmrl_bench.agents.q_learning import QLearning
+
+    envs = RewardChainEnvs([0.0, 0.0, 0.0])
+    agent = QLearning(envs.observation_space, gym.spaces.Discrete(2), seed=0, initial_value=1.0, learning_rate=0.5, gamma=0.5)
+    agent.learn(envs, 1, NullHooks())
+    (first, values), (second, unseen) = agent.table.items()
+    assert sorted(values.tolist()) == [0.75, 1.0] and unseen.tolist() == [1.0, 1.0]  # 0.5 * 1 + 0.5 * (0 + 0.5 * 1)
