@@ -534,3 +534,8 @@ def test_q_learning_optimistic_initial_values():
     agent.learn(envs, 1, NullHooks())
     (first, values), (second, unseen) = agent.table.items()
     assert sorted(values.tolist()) == [0.75, 1.0] and unseen.tolist() == [1.0, 1.0]  # 0.5 * 1 + 0.5 * (0 + 0.5 * 1)
+
+
+def test_q_learning_anneal_lr_decays_the_step_size_linearly():
+    """Step sizes 1, 2/3, 1/3 over a 3-step budget: each value moves that share of the way to its target."""
+    np.testing.assert_allclose(chain_values(n_step=1, steps=3, anneal_lr=True)[:3], [1.0, 2 * 2 / 3, 4 / 3])

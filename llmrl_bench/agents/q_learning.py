@@ -32,7 +32,9 @@ class QLearningConfig:
 
     _target_: str = "llmrl_bench.agents.q_learning.QLearning"
     learning_rate: float = 0.1
-    """Step size of the tabular TD update."""
+    """Step size of the tabular TD update (at the start when annealed)."""
+    anneal_lr: bool = False
+    """Decay the step size linearly to 0 over the budget, so averaged (aliased) targets settle (Robbins & Monro 1951)."""
     gamma: float = 0.99
     """Discount factor."""
     initial_value: float = 0.0
@@ -133,6 +135,7 @@ class QLearning:
                 cfg.exploration_fraction,
                 self.global_step / total_steps,
             )
+            learning_rate = cfg.learning_rate * (1.0 - self.global_step / total_steps) if cfg.anneal_lr else cfg.learning_rate
             values = self._values(key)
             if self.rng.random() < epsilon:
                 action = int(self.rng.integers(self.n_actions))
@@ -154,7 +157,7 @@ class QLearning:
                     updated_key, updated_action, _ = pending.popleft()
                     updated_values = self._values(updated_key)
                     td_error = td_target - updated_values[updated_action]
-                    updated_values[updated_action] += cfg.learning_rate * td_error
+                    updated_values[updated_action] += learning_rate * td_error
                     td_errors.append(abs(td_error))
                     if not (terminated or truncated):
                         break
