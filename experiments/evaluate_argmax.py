@@ -21,9 +21,9 @@ from omegaconf import OmegaConf
 
 from llmrl_bench import stats
 from llmrl_bench.envs.base import TRAIN
-from llmrl_bench.evaluation import Evaluator
 from llmrl_bench.results import POLICY_FILE, RESULT_FILE, load_result
-from llmrl_bench.runner import RunEnvs, seed_everything
+from llmrl_bench.run_envs import RunEnvs
+from llmrl_bench.runner import build_agent, seed_everything
 
 
 def argmax_returns(run_dir: Path) -> tuple[str, int, float, float]:
@@ -35,11 +35,11 @@ def argmax_returns(run_dir: Path) -> tuple[str, int, float, float]:
     seed_everything(result.seed)
     suite, representation = instantiate(config.env), instantiate(config.repr)
     envs = RunEnvs(suite, representation)
-    agent = instantiate(config.agent, observation_space=envs.observation_space, action_space=envs.action_space, seed=result.seed)
+    agent = build_agent(config.agent, envs, result.seed)
     agent.load(run_dir / POLICY_FILE)
 
     def mean_return(context: str, episodes: int) -> float:
-        evaluator = Evaluator(lambda: representation.wrap(suite.make(context), suite), episodes, representation.is_text)
+        evaluator = envs.evaluator(context, episodes)
         returns = evaluator.evaluate(agent)
         evaluator.close()
         return float(returns.mean())

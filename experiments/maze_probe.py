@@ -21,15 +21,14 @@ import time
 import numpy as np
 import torch
 import yaml
-from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from llmrl_bench.agents import AGENT_SCHEMAS
+from llmrl_bench import registry
 from llmrl_bench.agents.base import NullHooks
 from llmrl_bench.config import CONFIG_DIR
 from llmrl_bench.envs.maze import MazeSuite, maze_layouts, maze_max_steps, shortest_solution
 from llmrl_bench.representations.vector import VectorRepresentation
-from llmrl_bench.runner import RunEnvs
+from llmrl_bench.runner import RunEnvs, build_agent
 
 MAZE_SIZE = 7
 
@@ -93,11 +92,11 @@ def main(argv: list[str]) -> None:
     agent_name, steps, every, seed = argv[0], int(argv[1]), int(argv[2]), int(argv[3])
     overrides = {key: yaml.safe_load(value) for key, value in (arg.split("=", 1) for arg in argv[4:])}
     hparams = OmegaConf.load(CONFIG_DIR / "hparams" / f"{agent_name}_maze.yaml").get("agent", {})
-    cfg = OmegaConf.merge(OmegaConf.structured(AGENT_SCHEMAS[f"{agent_name}_schema"]), hparams, overrides)
+    cfg = OmegaConf.merge(OmegaConf.structured(registry.schemas("agent")[agent_name]), hparams, overrides)
     torch.set_num_threads(1)
     torch.manual_seed(seed)
     envs = RunEnvs(MazeSuite(train_sizes=(MAZE_SIZE,)), VectorRepresentation())
-    agent = instantiate(cfg, observation_space=envs.observation_space, action_space=envs.action_space, seed=seed)
+    agent = build_agent(cfg, envs, seed)
     optimal = optimal_returns(maze_layouts(MAZE_SIZE, "train", 32, 16))
     agent.learn(envs, steps, ProbeHooks(agent, envs.make(), every, optimal))
 

@@ -2,17 +2,21 @@
 
 Each YAML option names its schema first in its defaults list, so unknown keys and
 wrong types fail when the command line is parsed, before any work starts.
-Component schemas live beside their components (agents, envs, representations);
-this module stores them and defines the top-level ones.
+Component schemas live beside their components and register themselves
+(``llmrl_bench.registry``); this module stores them and defines the top-level ones.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
+
+from llmrl_bench import registry
+from llmrl_bench.results import DEFAULT_TORCH_THREADS
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "conf"
 CONFIG_NAME = "config"
@@ -32,17 +36,28 @@ class BudgetConfig:
     """Greedy episodes per held-out context per evaluation."""
 
 
+class LoggerKind(str, Enum):
+    wandb = "wandb"
+    none = "none"
+
+
+class WandbMode(str, Enum):
+    offline = "offline"
+    online = "online"
+    disabled = "disabled"
+
+
 @dataclass
 class LoggerConfig:
     """Weights & Biases reporting (``logger=wandb``) or none (``logger=none``)."""
 
-    kind: str = "wandb"
+    kind: LoggerKind = LoggerKind.wandb
     """``wandb`` or ``none``."""
     project: str = "llmrl_bench"
     """W&B project name."""
     entity: Optional[str] = None
     """W&B entity (team or user); ``None`` uses the default."""
-    mode: str = "offline"
+    mode: WandbMode = WandbMode.offline
     """``offline`` (default), ``online`` or ``disabled``. ``WANDB_MODE`` in the environment wins."""
     log_every_steps: int = 1000
     """Minimum env steps between two training-chart logs."""
@@ -75,33 +90,25 @@ class RunConfig:
     """Where ``runs/<run_id>/result.json`` go; git-ignored by default (``results/reference`` holds the committed runs)."""
     sweep: str = "default"
     """Sweep name: groups the runs in W&B."""
-    torch_threads: int = 1
+    torch_threads: int = DEFAULT_TORCH_THREADS
     """Torch intra-op threads per run (one per job under the parallel launcher)."""
     progress: bool = True
     """Show a progress line per run (only when stderr is a terminal)."""
     overwrite: bool = False
     """Re-run even when a result for the same run_id exists."""
+    max_jobs: int = 1000
+    """Refuse a sweep of more jobs than this before expanding it (raise it on purpose: max_jobs=5000)."""
 
 
 def register_configs() -> None:
-    """Store every schema in Hydra's ConfigStore (idempotent)."""
-    from llmrl_bench.agents import AGENT_SCHEMAS
-    from llmrl_bench.envs import ENV_SCHEMAS
-    from llmrl_bench.representations import REPR_SCHEMAS
-
+    """Store the top-level schemas and every registered component's schema in Hydra's ConfigStore (idempotent)."""
     cs = ConfigStore.instance()
     cs.store(name="run_schema", node=RunConfig)
     cs.store(group="budget", name="budget_schema", node=BudgetConfig)
     cs.store(group="logger", name="logger_schema", node=LoggerConfig)
-    from llmrl_bench.agents.llm_pg import LLMPGConfig
-    from llmrl_bench.agents.llm_zero_shot import LLMZeroShotConfig
-    from llmrl_bench.representations.llm_embed import LLMEmbedConfig
-
-    llm_agents = {"llm_zero_shot_schema": LLMZeroShotConfig, "llm_pg_schema": LLMPGConfig}
-    llm_reprs = {"llm_embed_schema": LLMEmbedConfig}
-    for group, schemas in (("agent", {**AGENT_SCHEMAS, **llm_agents}), ("env", ENV_SCHEMAS), ("repr", {**REPR_SCHEMAS, **llm_reprs})):
-        for name, node in schemas.items():
-            cs.store(group=group, name=name, node=node)
+    for group in registry.GROUPS:
+        for name, schema in registry.schemas(group).items():
+            cs.store(group=group, name=f"{name}_schema", node=schema)
 
 
 def group_options(group: str) -> list[str]:

@@ -11,6 +11,11 @@ from llmrl_bench.agents.base import Agent
 from llmrl_bench.envs.base import EVAL_SEED_OFFSET
 
 
+def evaluation_steps(env_steps: int, num_evals: int) -> list[int]:
+    """``num_evals + 1`` evenly spaced evaluation steps from 0 to ``env_steps``."""
+    return [round(i * env_steps / num_evals) for i in range(num_evals + 1)]
+
+
 class Evaluator:
     """Runs ``episodes`` episodes of the evaluation policy on one split/context, all stepped as one batch.
 

@@ -123,7 +123,7 @@ def plot_learning_curves(
     curves_by_algorithm: Mapping[str, np.ndarray],
     aggregate_fn: Callable[[np.ndarray], np.ndarray] = stats.iqm,
     confidence: float = 0.95,
-    n_resamples: int = 2000,
+    n_resamples: int = stats.N_RESAMPLES,
     random_state: int = 0,
     xlabel: str = "Environment steps",
     ylabel: str = "IQM return",

@@ -6,17 +6,26 @@ Layout::
     <results_dir>/runs/<run_id>/episodes.npz   # per-episode training data (columnar)
     <results_dir>/runs/<run_id>/policy.pt      # final policy checkpoint (not committed)
 
-``result.json`` follows the versioned JSON Schema ``llmrl_bench/schema/result-v1.json``.
-Every write is atomic (temporary file, fsync, rename), and loading is strict: a file
-that is truncated or does not match the schema raises :class:`ResultError` naming it.
+``result.json`` follows the versioned JSON Schema ``llmrl_bench/schema/result-v1.json``,
+whose ``metrics`` section is filled in from the metric registry
+(:data:`llmrl_bench.metrics.METRICS`). Every write is atomic (temporary file, fsync,
+rename), and loading is strict: a file that is truncated or does not match the schema
+raises :class:`ResultError` naming it.
+
+When a metric's definition changes, rewrite every stored ``metrics`` from its stored
+curve (documented in ``docs/metrics.md``)::
+
+    python -m llmrl_bench.results recompute results/reference [--check]
 """
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import math
 import os
+import sys
 import tempfile
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
@@ -25,6 +34,8 @@ from typing import Any, Iterator
 
 import jsonschema
 import numpy as np
+
+from llmrl_bench import metrics
 
 SCHEMA_VERSION = 1
 SCHEMA_PATH = Path(__file__).with_name("schema") / f"result-v{SCHEMA_VERSION}.json"
@@ -35,6 +46,7 @@ POLICY_FILE = "policy.pt"
 #: The config sections that define an experiment; everything else (logging, paths,
 #: progress) can change without changing the run_id.
 EXPERIMENT_KEYS = ("agent", "env", "repr", "budget", "seed")
+DEFAULT_TORCH_THREADS = 1
 
 
 class ResultError(ValueError):
@@ -71,14 +83,26 @@ class RunResult:
 
 
 def run_id(config: dict[str, Any]) -> str:
-    """A 16-hex-digit hash of the resolved config fields that define the experiment."""
+    """A 16-hex-digit hash of the resolved config fields that define the experiment.
+
+    Torch's thread count changes floating-point sums, so a run with more than the default one
+    thread is another experiment (the default stays out of the hash: ids made before stay valid).
+    """
     identity = {key: config[key] for key in EXPERIMENT_KEYS}
+    if config.get("torch_threads", DEFAULT_TORCH_THREADS) != DEFAULT_TORCH_THREADS:
+        identity["torch_threads"] = config["torch_threads"]
     canonical = json.dumps(identity, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
 def run_dir(results_dir: str | Path, run_id_: str) -> Path:
     return Path(results_dir) / "runs" / run_id_
+
+
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -90,6 +114,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; collaborators read results (0644 by default)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -111,11 +136,16 @@ def _json_ready(value: Any) -> Any:
 
 def write_result(result: RunResult, results_dir: str | Path) -> Path:
     """Validate ``result`` against the schema and write it atomically; returns its path."""
-    record = _json_ready(asdict(result))
-    validate_record(record, Path(RESULT_FILE))
     path = run_dir(results_dir, result.run_id) / RESULT_FILE
-    atomic_write_bytes(path, (json.dumps(record, indent=2, sort_keys=True) + "\n").encode())
+    write_record(path, asdict(result))
     return path
+
+
+def write_record(path: Path, record: dict[str, Any]) -> None:
+    """Validate a ``result.json`` record and write it atomically to ``path``."""
+    record = _json_ready(record)
+    validate_record(record, Path(RESULT_FILE))
+    atomic_write_bytes(path, (json.dumps(record, indent=2, sort_keys=True) + "\n").encode())
 
 
 def write_episodes(results_dir: str | Path, run_id_: str, columns: dict[str, np.ndarray]) -> Path:
@@ -130,13 +160,30 @@ def write_episodes(results_dir: str | Path, run_id_: str, columns: dict[str, np.
 
 
 def load_episodes(results_dir: str | Path, run_id_: str) -> dict[str, np.ndarray]:
-    with np.load(run_dir(results_dir, run_id_) / EPISODES_FILE) as data:
-        return {name: data[name] for name in data.files}
+    path = run_dir(results_dir, run_id_) / EPISODES_FILE
+    with np.load(path) as data:
+        columns = {name: data[name] for name in data.files}
+    if not all(np.all(np.isfinite(column)) for column in columns.values() if np.issubdtype(column.dtype, np.number)):
+        raise ResultError(path, "holds NaN or infinite values; every number must be finite")
+    return columns
+
+
+class NonFiniteNumber(ValueError):
+    """A JSON ``NaN``, ``Infinity`` or ``-Infinity``: not a valid number in a result."""
+
+
+def reject_non_finite(constant: str) -> float:
+    """``json.loads(..., parse_constant=reject_non_finite)``: JSON's NaN and infinities are errors."""
+    raise NonFiniteNumber(f"holds {constant}; every number must be finite")
 
 
 @lru_cache(maxsize=1)
 def _validator() -> jsonschema.Draft202012Validator:
-    return jsonschema.Draft202012Validator(json.loads(SCHEMA_PATH.read_text()))
+    schema = json.loads(SCHEMA_PATH.read_text())
+    registry = metrics.result_schema()
+    schema["properties"]["metrics"]["properties"] = registry["properties"]
+    schema["allOf"][0]["then"]["properties"]["metrics"]["required"] = registry["required"]
+    return jsonschema.Draft202012Validator(schema)
 
 
 def validate_record(record: dict[str, Any], path: Path) -> None:
@@ -151,9 +198,11 @@ def load_result(path: str | Path) -> RunResult:
     """Strictly load one ``result.json``; raises :class:`ResultError` with the reason."""
     path = Path(path)
     try:
-        record = json.loads(path.read_text())
+        record = json.loads(path.read_text(), parse_constant=reject_non_finite)
     except FileNotFoundError:
         raise ResultError(path, "missing") from None
+    except NonFiniteNumber as error:
+        raise ResultError(path, str(error)) from None
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ResultError(path, f"not valid JSON (truncated?): {error}") from None
     if not isinstance(record, dict):
@@ -167,6 +216,15 @@ def iter_result_paths(results_dir: str | Path) -> Iterator[Path]:
     yield from sorted((Path(results_dir) / "runs").glob(f"*/{RESULT_FILE}"))
 
 
+def read_results(results_dir: str | Path) -> Iterator[tuple[Path, RunResult | ResultError]]:
+    """Every ``result.json`` under ``results_dir`` in path order, loaded or with its error."""
+    for path in iter_result_paths(results_dir):
+        try:
+            yield path, load_result(path)
+        except ResultError as error:
+            yield path, error
+
+
 def load_results(results_dir: str | Path, include_failed: bool = False) -> tuple[list[RunResult], list[ResultError]]:
     """Every valid result under ``results_dir`` and the errors for the invalid ones.
 
@@ -174,13 +232,10 @@ def load_results(results_dir: str | Path, include_failed: bool = False) -> tuple
     unless ``include_failed``.
     """
     results, errors = [], []
-    for path in iter_result_paths(results_dir):
-        try:
-            result = load_result(path)
-        except ResultError as error:
-            errors.append(error)
-            continue
-        if result.status == "completed" or include_failed:
+    for _, result in read_results(results_dir):
+        if isinstance(result, ResultError):
+            errors.append(result)
+        elif result.status == "completed" or include_failed:
             results.append(result)
     return results, errors
 
@@ -192,3 +247,55 @@ def completed_result(results_dir: str | Path, run_id_: str) -> RunResult | None:
     except ResultError:
         return None
     return result if result.status == "completed" else None
+
+
+def recomputed_metrics(result: RunResult) -> dict[str, Any]:
+    """The run's metrics recomputed from its stored curve and env info (:mod:`llmrl_bench.metrics`)."""
+    return metrics.run_metrics_from_curve(result.curve, result.env_info["score_range"],
+                                          result.env_info.get("reward_threshold"))
+
+
+def recompute(results_dir: str | Path, check: bool = False) -> tuple[list[str], list[ResultError]]:
+    """Rewrite every completed run's ``metrics`` from its stored curve (or only list them, ``check``).
+
+    Returns one line per run whose stored metrics differ from the recomputed ones, and
+    the invalid files (left untouched). Curves, config and provenance are never changed.
+    """
+    changed, errors = [], []
+    for path, result in read_results(results_dir):
+        if isinstance(result, ResultError):
+            errors.append(result)
+            continue
+        if result.status != "completed":
+            continue
+        fresh = recomputed_metrics(result)
+        differences = metrics.metric_differences(result.metrics, fresh)
+        if differences:
+            changed.append(f"{path}: {'; '.join(differences)}")
+            if not check:
+                write_record(path, asdict(result) | {"metrics": fresh})
+    return changed, errors
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m llmrl_bench.results",
+                                     description="Maintain a results folder.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    command = commands.add_parser("recompute", help="rewrite every stored metrics block from its stored curve")
+    command.add_argument("results_dir", help="a results folder holding runs/<run_id>/result.json")
+    command.add_argument("--check", action="store_true", help="only list the runs that would change (exit 1 if any)")
+    args = parser.parse_args(argv)
+    if not (Path(args.results_dir) / "runs").is_dir():
+        print(f"results: {args.results_dir!r} holds no runs/ folder", file=sys.stderr)
+        return 2
+    changed, errors = recompute(args.results_dir, check=args.check)
+    for line in changed:
+        print(("stale: " if args.check else "rewrote: ") + line)
+    for error in errors:
+        print(f"invalid (left as is): {error}", file=sys.stderr)
+    print(f"results: {len(changed)} run(s) {'stale' if args.check else 'rewritten'}, {len(errors)} invalid")
+    return 1 if (args.check and changed) or errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -114,7 +114,7 @@ def make_tracker(logger_cfg: Any, results_dir: Path, name: str, group: str, tags
     return WandbTracker(
         project=logger_cfg.project,
         entity=logger_cfg.entity,
-        mode=logger_cfg.mode,
+        mode=getattr(logger_cfg.mode, "value", logger_cfg.mode),
         directory=results_dir,
         name=name,
         group=group,

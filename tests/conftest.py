@@ -42,6 +42,17 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300, env: dict
     )
 
 
+def build_agent(agent: str, envs, seed: int = 0, **hyperparameters):
+    """Agent ``agent`` from its typed config (its dataclass merged with ``hyperparameters``, as Hydra types them)."""
+    from omegaconf import OmegaConf
+
+    from llmrl_bench import registry
+
+    schema = registry.schemas("agent")[agent]
+    config = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), hyperparameters))
+    return registry.component_class("agent", agent)(config, envs.observation_space, envs.action_space, seed)
+
+
 def load_experiment(name: str) -> ModuleType:
     """The script ``experiments/<name>.py`` as a module (``experiments/`` is not a package)."""
     spec = importlib.util.spec_from_file_location(name, REPO / "experiments" / f"{name}.py")

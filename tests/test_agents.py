@@ -14,13 +14,13 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 import minigrid  # noqa: F401  (registers the MiniGrid ids)
-from llmrl_bench.agents import AGENT_SCHEMAS
+from llmrl_bench import registry
 from llmrl_bench.agents.base import Agent, NullHooks
-from llmrl_bench.config import CONFIG_DIR
+from llmrl_bench.config import CONFIG_DIR, group_options
+from tests.conftest import build_agent
 
 torch.set_num_threads(1)
 
@@ -126,17 +126,16 @@ class RecordingHooks(NullHooks):
         self.logs.append((global_step, values))
 
 
-def schema_name(agent: str) -> str:
-    return f"{agent}_schema"
+AGENT_SCHEMAS = registry.schemas("agent")
+
+
+build = build_agent
 
 
 def make_agent(agent: str, env: str, seed: int = 0, **overrides):
-    """Build through Hydra from the agent's dataclass, as the runner does."""
+    """Build from the agent's dataclass, as the runner does."""
     bins = CARTPOLE_BINS if agent == "q_learning" and env == "cartpole" else {}
-    hyperparameters = {**FAST[agent], **bins, **overrides}
-    cfg = OmegaConf.merge(OmegaConf.structured(AGENT_SCHEMAS[schema_name(agent)]), hyperparameters)
-    envs = ENVS[env]
-    return instantiate(cfg, observation_space=envs.observation_space, action_space=envs.action_space, seed=seed)
+    return build(agent, ENVS[env], seed, **{**FAST[agent], **bins, **overrides})
 
 
 def probe_observations(env: str, count: int = 64) -> np.ndarray:
@@ -183,23 +182,19 @@ AGENTS = sorted(FAST)
 
 
 # ------------------------------------------------------------------------ tests
-@pytest.mark.parametrize("schema", sorted(AGENT_SCHEMAS))
-def test_schema_instantiates_agent(schema):
-    node = AGENT_SCHEMAS[schema]
+@pytest.mark.parametrize("agent", AGENTS)
+def test_schema_instantiates_agent(agent):
+    node = AGENT_SCHEMAS[agent]
     assert dataclasses.is_dataclass(node)
-    agent_name = schema.removesuffix("_schema")
-    env = "minigrid"  # every agent takes the MiniGrid vector without bins
-    agent = instantiate(
-        OmegaConf.structured(node), observation_space=ENVS[env].observation_space, action_space=ENVS[env].action_space, seed=0
-    )
-    assert isinstance(agent, Agent)
-    assert agent.name == agent_name
-    assert "vector" in agent.supported_reprs
-    assert ("llm_embed" in agent.supported_reprs) == (agent_name != "q_learning")
+    built = build(agent, ENVS["minigrid"])  # every agent takes the MiniGrid vector without bins
+    assert isinstance(built, Agent)
+    assert built.name == agent
+    assert "vector" in built.supported_reprs
+    assert ("llm_embed" in built.supported_reprs) == (agent != "q_learning")
 
 
 def test_schema_fields_have_one_line_docstrings():
-    for node in AGENT_SCHEMAS.values():
+    for node in (AGENT_SCHEMAS[agent] for agent in AGENTS):
         lines = [line.strip() for line in inspect.getsource(node).splitlines()]
         for field in dataclasses.fields(node):
             if field.name == "_target_":
@@ -209,15 +204,15 @@ def test_schema_fields_have_one_line_docstrings():
             assert docstring.startswith('"""') and docstring.endswith('"""') and len(docstring) > 6, field.name
 
 
-@pytest.mark.parametrize("agent", AGENTS)
-def test_agent_yaml_matches_schema(agent):
-    """conf/agent/<agent>.yaml names its schema and sets every field to a valid value."""
+@pytest.mark.parametrize("agent", group_options("agent"))
+def test_agent_yaml_holds_no_defaults(agent, make_config):
+    """Defaults live once, in the dataclass: conf/agent/<agent>.yaml names its schema and sets no value,
+    so the config a real run composes (no per-env hparams) equals the dataclass the agent tests build."""
     option = OmegaConf.load(CONFIG_DIR / "agent" / f"{agent}.yaml")
-    assert list(option.defaults) == [schema_name(agent), "_self_"]
-    values = {k: v for k, v in option.items() if k != "defaults"}
-    fields = {f.name for f in dataclasses.fields(AGENT_SCHEMAS[schema_name(agent)])} - {"_target_"}
-    assert set(values) == fields
-    OmegaConf.merge(OmegaConf.structured(AGENT_SCHEMAS[schema_name(agent)]), values)  # types check
+    assert option.defaults[0] == f"{agent}_schema" and option.defaults[-1] == "_self_"
+    assert [key for key in option if key != "defaults"] == []
+    cfg = make_config(f"agent={agent}", "env=cartpole", "~hparams")
+    assert OmegaConf.to_object(cfg.agent) == AGENT_SCHEMAS[agent]()
 
 
 CLASSIC_HPARAMS = sorted(p for a in AGENTS for p in (CONFIG_DIR / "hparams").glob(f"{a}_*.yaml"))
@@ -229,7 +224,7 @@ def test_hparams_files_override_known_fields(path):
     assert text.startswith("# @package _global_")
     option = OmegaConf.load(path)
     agent = next(a for a in AGENTS if path.stem.startswith(f"{a}_"))
-    OmegaConf.merge(OmegaConf.structured(AGENT_SCHEMAS[schema_name(agent)]), option.get("agent", {}))
+    OmegaConf.merge(OmegaConf.structured(AGENT_SCHEMAS[agent]), option.get("agent", {}))
     assert option.budget.env_steps > 0
 
 
@@ -277,7 +272,7 @@ def test_q_learning_needs_bins_for_continuous_observations():
     from llmrl_bench.agents.q_learning import QLearning
 
     with pytest.raises(ValueError, match="bins"):
-        QLearning(CartPoleEnvs.observation_space, CartPoleEnvs.action_space, seed=0)
+        build("q_learning", CartPoleEnvs)
 
 
 @pytest.mark.parametrize("agent", AGENTS)
@@ -314,10 +309,7 @@ def test_state_dict_resumes_identically(agent):
 @pytest.mark.parametrize("agent", ["ppo", "reinforce", "dqn", "q_learning"])
 def test_episode_accounting_with_autoreset(agent):
     """Episodes of exactly 3 steps are reported as such; autoreset steps are not counted."""
-    learner = instantiate(
-        OmegaConf.merge(OmegaConf.structured(AGENT_SCHEMAS[schema_name(agent)]), FAST[agent]),
-        observation_space=ThreeStepEnvs.observation_space, action_space=ThreeStepEnvs.action_space, seed=0,
-    )
+    learner = build(agent, ThreeStepEnvs, **FAST[agent])
     hooks = RecordingHooks()
     learner.learn(ThreeStepEnvs(), 120, hooks)
     assert {(ret, length) for _, ret, length in hooks.episodes} == {(3.0, 3)}
@@ -326,9 +318,8 @@ def test_episode_accounting_with_autoreset(agent):
 
 def test_ppo_learns_cartpole():
     """20k steps of PPO at its CartPole defaults clearly beat a random policy (about 22)."""
-    cfg = OmegaConf.structured(AGENT_SCHEMAS["ppo_schema"])
     envs = CartPoleEnvs()
-    agent = instantiate(cfg, observation_space=envs.observation_space, action_space=envs.action_space, seed=0)
+    agent = build("ppo", envs)
     agent.learn(envs, 20_000, NullHooks())
     assert greedy_return(agent, envs.make, episodes=5) >= 150
 
@@ -371,10 +362,10 @@ def test_q_learning_breaks_ties_at_random_while_training():
     from llmrl_bench.agents.q_learning import QLearning
     from llmrl_bench.envs.maze import MazeSuite
     from llmrl_bench.representations.vector import VectorRepresentation
-    from llmrl_bench.runner import RunEnvs
+    from llmrl_bench.run_envs import RunEnvs
 
     envs = RunEnvs(MazeSuite(), VectorRepresentation())
-    agent = QLearning(envs.observation_space, envs.action_space, seed=0, exploration_initial_eps=0.0, exploration_final_eps=0.0)
+    agent = build("q_learning", envs, exploration_initial_eps=0.0, exploration_final_eps=0.0)
     agent.learn(envs, 150, NullHooks())  # within one episode (196 steps)
     assert len(agent.table) > 5  # spinning on action 0 sees the 4 headings of one cell (5 keys with the next state)
 
@@ -416,11 +407,11 @@ def test_n_step_training_samples_respect_the_write_head():
 
 def test_double_dqn_target_uses_the_online_argmax(monkeypatch):
     """On a hand-built batch the Double DQN target is r + gamma * Q_target(s', argmax_a Q_online(s', a))."""
-    from llmrl_bench.agents.dqn import DQN
+    class TwoActionEnvs:
+        observation_space, action_space = gym.spaces.Box(0.0, 1.0, (2,), np.float32), gym.spaces.Discrete(2)
 
-    space = gym.spaces.Box(0.0, 1.0, (2,), np.float32)
-    agent = DQN(space, gym.spaces.Discrete(2), seed=0, double_q=True, buffer_size=4, batch_size=1, gradient_steps=1,
-                gamma=0.5, learning_rate=0.0, net_arch=[4])
+    options = {"buffer_size": 4, "batch_size": 1, "gradient_steps": 1, "gamma": 0.5, "learning_rate": 0.0, "net_arch": [4]}
+    agent = build("dqn", TwoActionEnvs, double_q=True, **options)
     def online(obs):  # prefers action 1
         return torch.tensor([1.0, 2.0]).expand(*obs.shape[:-1], 2).clone().requires_grad_(True)
 
@@ -503,10 +494,8 @@ class RewardChainEnvs:
 
 
 def chain_values(n_step: int, steps: int, truncate: bool = False, **options) -> list[float]:
-    from llmrl_bench.agents.q_learning import QLearning
-
     envs = RewardChainEnvs([1.0, 2.0, 4.0], truncate)
-    agent = QLearning(envs.observation_space, envs.action_space, seed=0, gamma=0.5, learning_rate=1.0, n_step=n_step, **options)
+    agent = build("q_learning", envs, gamma=0.5, learning_rate=1.0, n_step=n_step, **options)
     agent.learn(envs, steps, NullHooks())
     values = [agent.table.get(np.array([t], np.float32).tobytes()) for t in range(4)]
     return [None if v is None else float(v[0]) for v in values]  # None: never met as a non-terminal state
@@ -527,10 +516,9 @@ def test_q_learning_n_step_bootstraps_a_truncated_episode():
 
 def test_q_learning_optimistic_initial_values():
     """Unseen state-actions start at initial_value, so untried actions look better than tried ones."""
-    from llmrl_bench.agents.q_learning import QLearning
-
     envs = RewardChainEnvs([0.0, 0.0, 0.0])
-    agent = QLearning(envs.observation_space, gym.spaces.Discrete(2), seed=0, initial_value=1.0, learning_rate=0.5, gamma=0.5)
+    envs.action_space = gym.spaces.Discrete(2)
+    agent = build("q_learning", envs, initial_value=1.0, learning_rate=0.5, gamma=0.5)
     agent.learn(envs, 1, NullHooks())
     (first, values), (second, unseen) = agent.table.items()
     assert sorted(values.tolist()) == [0.75, 1.0] and unseen.tolist() == [1.0, 1.0]  # 0.5 * 1 + 0.5 * (0 + 0.5 * 1)

@@ -9,7 +9,9 @@ from llmrl_bench.agents.base import Agent
 from llmrl_bench.config import group_options
 from llmrl_bench.envs.base import EnvSuite
 from llmrl_bench.representations.base import Representation
-from llmrl_bench.runner import RunEnvs, check_config
+from llmrl_bench.run_envs import RunEnvs
+from llmrl_bench.runner import build_agent
+from llmrl_bench.validation import check_config
 
 
 @pytest.mark.parametrize("env", group_options("env"))
@@ -37,7 +39,7 @@ def test_every_agent_option_instantiates(make_config, agent, env):
     cfg = make_config(f"agent={agent}", f"env={env}", "debug=smoke")
     check_config(cfg)
     envs = RunEnvs(instantiate(cfg.env), instantiate(cfg.repr))
-    built = instantiate(cfg.agent, observation_space=envs.observation_space, action_space=envs.action_space, seed=0)
+    built = build_agent(cfg.agent, envs, seed=0)
     assert isinstance(built, Agent)
     assert type(built) is get_class(cfg.agent._target_)
 

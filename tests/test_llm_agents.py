@@ -23,7 +23,10 @@ from llmrl_bench.cli import check_command_line
 from llmrl_bench.envs import MazeSuite
 from llmrl_bench.representations import TextRepresentation
 from llmrl_bench.representations.llm_embed import LLMEmbedRepresentation
-from llmrl_bench.runner import ConfigError, RunEnvs, run
+from llmrl_bench.errors import ConfigError
+from llmrl_bench.run_envs import RunEnvs
+from llmrl_bench.runner import run
+from tests.conftest import build_agent
 from tests.conftest import load_experiment, run_cli
 from tests.test_agents import RecordingHooks
 
@@ -52,7 +55,7 @@ def tiny_pg(seed: int = 0, **overrides) -> LLMPG:
     envs = maze_envs()
     settings = {"n_envs": 4, "n_steps": 4, "batch_size": 16, "n_epochs": 1, "learning_rate": 1e-3, **overrides}
     llm = {"model": "tiny-random", **settings.pop("llm", {})}
-    return LLMPG(envs.observation_space, envs.action_space, seed=seed, llm=llm, **settings)
+    return build_agent("llm_pg", envs, seed, llm=llm, **settings)
 
 
 @pytest.mark.parametrize("env", ["maze", "cartpole"])
@@ -135,14 +138,14 @@ def test_head_cache_gives_the_scores_of_a_full_forward():
     torch.testing.assert_close(cached_values, rollout.values[[2, 0, 1]], atol=1e-5, rtol=0)
 
 
-@pytest.mark.parametrize("agent_class", [LLMZeroShot, LLMPG])
-def test_save_and_load(tmp_path, agent_class):
+@pytest.mark.parametrize("agent", ["llm_zero_shot", "llm_pg"])
+def test_save_and_load(tmp_path, agent):
     envs = maze_envs()
-    settings = {"n_envs": 4, "n_steps": 4, "batch_size": 16, "n_epochs": 1, "learning_rate": 1e-2} if agent_class is LLMPG else {"n_envs": 4}
-    trained = agent_class(envs.observation_space, envs.action_space, seed=0, llm={"model": "tiny-random"}, **settings)
+    settings = {"n_envs": 4, "n_steps": 4, "batch_size": 16, "n_epochs": 1, "learning_rate": 1e-2} if agent == "llm_pg" else {"n_envs": 4}
+    trained = build_agent(agent, envs, 0, llm={"model": "tiny-random"}, **settings)
     trained.learn(envs, 16, NullHooks())
     trained.save(tmp_path / "policy")
-    restored = agent_class(envs.observation_space, envs.action_space, seed=1, llm={"model": "tiny-random"}, **settings)
+    restored = build_agent(agent, envs, 1, llm={"model": "tiny-random"}, **settings)
     restored.load(tmp_path / "policy")
     prompts = trained.policy.prompts(MAZE_OBSERVATIONS)
     torch.testing.assert_close(restored.policy.score(prompts), trained.policy.score(prompts), atol=1e-6, rtol=0)
@@ -171,7 +174,7 @@ def test_candidate_actions():
 
 def test_acts_with_env_action_ids():
     envs = maze_envs()
-    agent = LLMZeroShot(envs.observation_space, envs.action_space, seed=0, llm={"model": "tiny-random", "temperature": 5.0},
+    agent = build_agent("llm_zero_shot", envs, 0, llm={"model": "tiny-random", "temperature": 5.0},
                         actions=["go forward", "turn left"], action_ids=[2, 0])
     actions = agent.act(MAZE_OBSERVATIONS * 20, greedy=False)
     assert set(actions) == {0, 2}
@@ -210,7 +213,7 @@ def test_eval_sampling_samples_from_its_own_generator():
 
     def zero_shot(eval_sampling: bool) -> LLMZeroShot:
         llm = {"model": "tiny-random", "temperature": 5.0, "eval_sampling": eval_sampling}
-        return LLMZeroShot(envs.observation_space, envs.action_space, seed=0, llm=llm)
+        return build_agent("llm_zero_shot", envs, 0, llm=llm)
 
     argmax, first, second = zero_shot(False), zero_shot(True), zero_shot(True)
     greedy_actions = argmax.act(observations)
@@ -272,7 +275,7 @@ def test_llm_embed_feeds_classic_agents(make_config, tmp_path, env):
 
 def test_empty_batch():
     envs = maze_envs()
-    agent = LLMZeroShot(envs.observation_space, envs.action_space, seed=0, llm={"model": "tiny-random"})
+    agent = build_agent("llm_zero_shot", envs, 0, llm={"model": "tiny-random"})
     assert agent.act([]).shape == (0,)
 
 

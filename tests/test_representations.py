@@ -18,12 +18,11 @@ from hydra.utils import instantiate
 from minigrid.core.world_object import Ball, Box, Door, Key, Lava
 
 from llmrl_bench.envs import EVAL_SEED_OFFSET, TRAIN, CartPoleSuite, MazeSuite, MiniGridSuite
+from llmrl_bench import registry
 from llmrl_bench.representations import (
-    REPR_SCHEMAS,
     Representation,
     TextRepresentation,
     VectorRepresentation,
-    action_names,
     describe_cartpole,
     describe_minigrid,
 )
@@ -87,8 +86,8 @@ def test_representation_is_deterministic_and_picklable(suite_name, context, repr
 @pytest.mark.parametrize("option", REPR_OPTIONS)
 def test_repr_option_instantiates_representation(option):
     store = ConfigStore.instance()
-    for name, schema in REPR_SCHEMAS.items():
-        store.store(group="repr", name=name, node=schema)
+    for name, schema in registry.schemas("repr").items():
+        store.store(group="repr", name=f"{name}_schema", node=schema)
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         representation = instantiate(compose(overrides=[f"+repr={option}"]).repr)
@@ -147,7 +146,7 @@ def test_wrap_vec_matches_wrap_row_by_row(repr_name):
 
 def test_cartpole_text_wrap_vec_describes_each_row():
     suite = SUITES["cartpole"]
-    envs = suite.make_vec(3, TextRepresentation())
+    envs = TextRepresentation().wrap_vec(suite.make_native_vec(3), suite)
     texts, _ = envs.reset(seed=0)
     raw, _ = gym.make_vec("CartPole-v1", num_envs=3, vectorization_mode="vector_entry_point").reset(seed=0)
     assert texts == tuple(describe_cartpole(row) for row in raw)
@@ -205,14 +204,6 @@ def test_cartpole_text_of_hand_built_states():
     assert describe_cartpole([-0.004, -1.236, -0.1, 0.0]) == (
         "Cart position 0.00 m, moving left at 1.24 m/s; pole angle 5.7 degrees to the left, rotating right at 0.0 degrees/s."
     )
-
-
-def test_action_names_match_the_action_spaces():
-    assert action_names(SUITES["maze"]) == ["turn left", "turn right", "go forward"]
-    assert action_names(SUITES["doorkey"]) == ["turn left", "turn right", "go forward", "pick up", "drop", "toggle", "done"]
-    assert action_names(SUITES["cartpole"]) == ["push the cart left", "push the cart right"]
-    for suite in SUITES.values():
-        assert len(action_names(suite)) == suite.make(TRAIN).action_space.n
 
 
 def test_maze_text_rules_reach_the_goal():

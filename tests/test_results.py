@@ -91,3 +91,42 @@ def test_episodes_round_trip(tmp_path):
     results.write_episodes(tmp_path, "0123456789abcdef", {"step": np.array([5, 9]), "return": np.array([1.0, 2.0])})
     loaded = results.load_episodes(tmp_path, "0123456789abcdef")
     np.testing.assert_array_equal(loaded["step"], [5, 9])
+
+
+def test_metric_types_come_from_the_registry(tmp_path):
+    path = results.write_result(make_result(metrics={**make_result().metrics, "policy_stability": None}), tmp_path)
+    assert results.load_result(path).metrics["policy_stability"] is None  # undefined is allowed
+    record = json.loads(path.read_text())
+    record["metrics"]["dispersion_across_time"] = "0.1"
+    path.write_text(json.dumps(record))
+    with pytest.raises(results.ResultError, match="dispersion_across_time"):
+        results.load_result(path)
+
+
+def test_recompute_rewrites_stale_metrics_from_the_curve(tmp_path, capsys):
+    stale = make_result(env_info={"score_range": [0.0, 10.0], "reward_threshold": 9.0})
+    path = results.write_result(stale, tmp_path)
+    before = json.loads(path.read_text())
+    assert results.main(["recompute", str(tmp_path), "--check"]) == 1
+    assert "stale: " in capsys.readouterr().out and json.loads(path.read_text()) == before  # check writes nothing
+    assert results.main(["recompute", str(tmp_path)]) == 0
+    after = json.loads(path.read_text())
+    assert {k: v for k, v in after.items() if k != "metrics"} == {k: v for k, v in before.items() if k != "metrics"}
+    assert after["metrics"]["policy_stability"] == 0.0  # rose 1 -> 10 without a drop
+    assert after["metrics"]["steps_to_threshold"] == 10.0
+    assert results.main(["recompute", str(tmp_path), "--check"]) == 0  # idempotent
+    assert results.main(["recompute", str(tmp_path / "nowhere")]) == 2
+
+
+def test_written_files_respect_the_umask(tmp_path):
+    import os
+    import stat
+
+    from llmrl_bench.results import atomic_write_bytes
+
+    previous = os.umask(0o022)
+    try:
+        atomic_write_bytes(tmp_path / "a.json", b"{}")
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "a.json").stat().st_mode) == 0o644

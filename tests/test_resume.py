@@ -115,3 +115,47 @@ def test_agents_without_checkpoint_support_never_checkpoint(tmp_path, make_confi
     run(cfg)
     assert not list(tmp_path.glob(f"runs/*/{checkpoint.CHECKPOINT_FILE}"))
     assert only_result(tmp_path).status == "completed"
+
+
+class _StopAt:
+    """Training hooks that stop ``learn`` at its ``count``-th checkpoint point."""
+
+    def __init__(self, count: int):
+        self.count = count
+
+    def on_step(self, global_step: int) -> None: ...
+    def on_episode(self, *args) -> None: ...
+    def log(self, *args) -> None: ...
+
+    def checkpoint_point(self, global_step: int) -> None:
+        self.count -= 1
+        if self.count == 0:
+            raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("agent,env,small", [("ppo", "maze", ["agent.n_envs=2", "agent.n_steps=16", "agent.n_epochs=1"]),
+                                              ("dqn", "MiniGrid-DoorKey-5x5-v0", [])])
+def test_the_safe_checkpoint_format_restores_grid_world_env_stacks_exactly(agent, env, small, make_config, tmp_path):
+    """A checkpoint holds the training env (MiniGrid grids, maze layouts) as data; training continues identically."""
+    import torch
+    from hydra.utils import instantiate
+
+    from llmrl_bench.runner import RunEnvs, build_agent
+
+    cfg = make_config(f"agent={agent}", f"env={env}", "debug=smoke", *small)
+    envs = RunEnvs(instantiate(cfg.env), instantiate(cfg.repr))
+    original = build_agent(cfg.agent, envs, 0)
+    with pytest.raises(KeyboardInterrupt):
+        original.learn(envs, 10**6, _StopAt(2))
+    path = tmp_path / checkpoint.CHECKPOINT_FILE
+    checkpoint.save_checkpoint(path, {"run_id": "x", "agent": original.state_dict(), "rng": checkpoint.rng_state()})
+    saved = checkpoint.load_checkpoint(path, "x")
+    assert saved is not None and saved["agent"]["loop"] is not None  # the env is in it
+    restored = build_agent(cfg.agent, envs, 0)
+    restored.load_state_dict(saved["agent"])
+    finals, total = [], original.global_step + 300  # PPO rollouts and DQN steps past the checkpoint
+    for agent_ in (original, restored):
+        checkpoint.set_rng_state(saved["rng"])
+        agent_.learn(envs, total, _StopAt(10**9))
+        finals.append({k: v.clone() for k, v in agent_.state_dict()[("actor" if agent == "ppo" else "q_network")].items()})
+    assert all(torch.equal(finals[0][k], finals[1][k]) for k in finals[0])

@@ -5,7 +5,10 @@ import errno
 import pytest
 
 from llmrl_bench import results, runner
-from llmrl_bench.runner import RunFailed, check_finite, run
+from llmrl_bench.errors import RunFailed
+from llmrl_bench.hooks import check_finite
+from llmrl_bench.runner import run
+import tests.fault_agents  # noqa: F401  (registers CrashingPPO in this process)
 from tests.conftest import run_cli
 
 
@@ -13,7 +16,7 @@ def test_crash_in_one_run_is_recorded_and_the_sweep_goes_on(tmp_path):
     out = tmp_path / "results"
     proc = run_cli(
         "-m", "agent=ppo", "agent._target_=tests.fault_agents.CrashingPPO", "env=cartpole", "seed=0,1",
-        "debug=smoke", "budget.env_steps=2048", f"results_dir={out}",
+        "debug=smoke", "budget.env_steps=2048", f"results_dir={out}", env={"LLMRL_BENCH_PLUGINS": "tests.fault_agents"},
     )
     assert proc.returncode == 1, proc.stderr[-2000:]
     assert "1 done, 0 skipped, 1 failed" in proc.stderr

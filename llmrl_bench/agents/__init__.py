@@ -1,7 +1,7 @@
 """Classic RL agents, one readable file each, and their config schemas.
 
-Each schema carries its agent's ``_target_``; ``llmrl_bench.config.register_configs`` stores
-them in Hydra's ConfigStore (group ``agent``), and ``conf/agent/<name>.yaml`` names its schema
+Each schema carries its agent's ``_target_`` and registers itself (``llmrl_bench.registry``);
+``conf/agent/<name>.yaml`` names its schema (``<name>_schema``)
 first in its defaults list.
 """
 
@@ -10,15 +10,8 @@ from llmrl_bench.agents.ppo import PPO, PPOConfig
 from llmrl_bench.agents.q_learning import QLearning, QLearningConfig
 from llmrl_bench.agents.reinforce import Reinforce, ReinforceConfig
 
-AGENT_SCHEMAS = {
-    "q_learning_schema": QLearningConfig,
-    "dqn_schema": DQNConfig,
-    "reinforce_schema": ReinforceConfig,
-    "ppo_schema": PPOConfig,
-}
 
 __all__ = [
-    "AGENT_SCHEMAS",
     "DQN",
     "DQNConfig",
     "PPO",

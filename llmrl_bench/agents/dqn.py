@@ -21,6 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from llmrl_bench.registry import register
 from llmrl_bench.agents.base import EnvFactory, TrainingHooks
 from llmrl_bench.agents.networks import (
     DuelingQNetwork,
@@ -36,6 +37,7 @@ from llmrl_bench.agents.networks import (
 )
 
 
+@register("agent", "dqn")
 @dataclass
 class DQNConfig:
     """DQN hyperparameters; defaults are RL Zoo's tuned CartPole-v1 values (SB3 names)."""
@@ -112,10 +114,8 @@ class DQN:
     supported_reprs = ("vector", "llm_embed")
     resumable = True
 
-    def __init__(self, observation_space: gym.Space, action_space: gym.Space, seed: int, **hyperparameters):
-        hyperparameters.pop("_target_", None)
-        self.config = DQNConfig(**hyperparameters)
-        self.config.net_arch = list(self.config.net_arch)
+    def __init__(self, config: DQNConfig, observation_space: gym.Space, action_space: gym.Space, seed: int):
+        self.config = config
         if self.config.loss not in ("huber", "mse"):
             raise ValueError(f"loss must be 'huber' or 'mse', got {self.config.loss!r}")
         if self.config.n_step < 1:

@@ -31,8 +31,9 @@ from typing import Any, Optional
 import gymnasium as gym
 import numpy as np
 import torch
-import torch.nn.functional as F
 
+from llmrl_bench.registry import register
+from llmrl_bench.errors import ConfigError
 from llmrl_bench.agents.base import EnvFactory, TrainingHooks
 from llmrl_bench.agents.llm_policy import (
     FineTune,
@@ -44,8 +45,10 @@ from llmrl_bench.agents.llm_policy import (
     seeded_torch,
 )
 from llmrl_bench.agents.networks import mlp
+from llmrl_bench.agents.ppo_math import explained_variance, gae, ppo_diagnostics, ppo_losses
 
 
+@register("agent", "llm_pg")
 @dataclass
 class LLMPGConfig:
     """PPO on an LLM policy; defaults are for the CPU (``finetune=head``, small rollouts)."""
@@ -104,11 +107,8 @@ class LLMPG:
     name = "llm_pg"
     supported_reprs = ("text",)
 
-    def __init__(self, observation_space: gym.Space, action_space: gym.Space, seed: int, **hyperparameters: Any):
-        hyperparameters.pop("_target_", None)
-        hyperparameters["llm"] = as_llm_config(hyperparameters.get("llm", LLMConfig()))
-        self.config = LLMPGConfig(**hyperparameters)
-        self.config.value_net_arch = list(self.config.value_net_arch)
+    def __init__(self, config: LLMPGConfig, observation_space: gym.Space, action_space: gym.Space, seed: int):
+        self.config = config
         cfg = self.config
         if cfg.llm.temperature <= 0:
             raise ValueError(f"llm.temperature={cfg.llm.temperature} must be > 0 for llm_pg")
@@ -123,8 +123,6 @@ class LLMPG:
     @staticmethod
     def check_config(cfg: Any) -> None:
         """One-line errors for a model that cannot load or an invalid ``llm`` setting."""
-        from llmrl_bench.runner import ConfigError
-
         llm = as_llm_config(cfg.agent.llm)
         if llm.temperature <= 0:
             raise ConfigError(f"agent.llm.temperature={llm.temperature} must be > 0 for llm_pg (it is the policy's softmax temperature)")
@@ -224,7 +222,6 @@ class LLMPG:
         dones = np.zeros((num_steps, num_envs), np.float32)
         values = np.zeros((num_steps, num_envs), np.float32)
         valid = np.zeros((num_steps, num_envs), bool)
-        advantages = np.zeros((num_steps, num_envs), np.float32)
 
         observations, _ = vec_env.reset(seed=self.seed)
         seen = [{observation} for observation in observations]  # texts seen in each env's episode
@@ -270,16 +267,9 @@ class LLMPG:
                 autoreset = done
                 hooks.on_step(self.global_step)
 
-            # GAE: a reversed loop; ``dones`` cut the recursion, ``terminateds`` cut the bootstrap.
-            next_index = rollout.index(policy.prompts(observations))
+            next_index = rollout.index(policy.prompts(observations))  # may score new prompts: index first
             next_value = rollout.values[next_index].numpy()
-            last_gae_lambda = np.zeros(num_envs, np.float32)
-            for t in reversed(range(num_steps)):
-                next_values = next_value if t == num_steps - 1 else values[t + 1]
-                delta = rewards[t] + cfg.gamma * next_values * (1.0 - terminateds[t]) - values[t]
-                last_gae_lambda = delta + cfg.gamma * cfg.gae_lambda * (1.0 - dones[t]) * last_gae_lambda
-                advantages[t] = last_gae_lambda
-            returns = advantages + values
+            advantages, returns = gae(rewards, values, next_value, terminateds, dones, cfg.gamma, cfg.gae_lambda)
 
             valid_index = np.flatnonzero(valid.reshape(-1))
             b_prompts = prompt_index.reshape(-1)
@@ -303,14 +293,9 @@ class LLMPG:
                     mb_advantages = b_advantages[mb]
                     if cfg.normalize_advantage and len(mb) > 1:
                         mb_advantages = (mb_advantages - mb_advantages.mean()) / (mb_advantages.std() + 1e-8)
-                    log_ratio = new_logprob - b_logprobs[mb]
-                    ratio = log_ratio.exp()
-                    pg_loss = -torch.min(
-                        mb_advantages * ratio, mb_advantages * ratio.clamp(1 - cfg.clip_range, 1 + cfg.clip_range)
-                    ).mean()
-                    v_loss = F.mse_loss(new_value, b_returns[mb])
+                    losses = ppo_losses(new_logprob, b_logprobs[mb], mb_advantages, new_value, b_returns[mb], cfg.clip_range)
                     entropy_loss = (log_probs_all.exp() * log_probs_all).sum(-1).mean()  # negative entropy
-                    loss = pg_loss + cfg.vf_coef * v_loss + cfg.ent_coef * entropy_loss
+                    loss = losses.pg_loss + cfg.vf_coef * losses.v_loss + cfg.ent_coef * entropy_loss
 
                     self.optimizer.zero_grad(set_to_none=True)
                     loss.backward()
@@ -318,15 +303,11 @@ class LLMPG:
                     self.optimizer.step()
             policy.weights_changed()
 
-            with torch.no_grad():
-                approx_kl = ((ratio - 1) - log_ratio).mean().item()
-                clip_fraction = ((ratio - 1).abs() > cfg.clip_range).float().mean().item()
             logged = {
-                "losses/policy_loss": pg_loss.item(),
-                "losses/value_loss": v_loss.item(),
+                "losses/policy_loss": losses.pg_loss.item(),
+                "losses/value_loss": losses.v_loss.item(),
                 "losses/entropy": -entropy_loss.item(),
-                "losses/approx_kl": approx_kl,
-                "losses/clip_fraction": clip_fraction,
+                **ppo_diagnostics(losses, cfg.clip_range),
                 "charts/learning_rate": self.optimizer.param_groups[0]["lr"],
                 "charts/distinct_prompts": len(rollout.prompts),
                 "charts/SPS": (self.global_step - start_step) / (time.perf_counter() - start_time),
@@ -334,10 +315,7 @@ class LLMPG:
             }
             if cfg.novelty_bonus:
                 logged["charts/novelty_bonus_per_step"] = intrinsic_sum / max(intrinsic_count, 1)
-            valid_values, valid_returns = values.reshape(-1)[valid_index], returns.reshape(-1)[valid_index]
-            return_var = np.var(valid_returns)
-            if return_var > 0:  # undefined on a rollout without reward, common with sparse rewards
-                logged["losses/explained_variance"] = float(1 - np.var(valid_returns - valid_values) / return_var)
+            logged.update(explained_variance(values.reshape(-1)[valid_index], returns.reshape(-1)[valid_index]))
             hooks.log(self.global_step, logged)
         vec_env.close()
 

@@ -23,6 +23,8 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from llmrl_bench.agents.networks import seeded_torch
+from llmrl_bench.errors import ConfigError
 from llmrl_bench.representations.llm_embed import LLMModelConfig, autocast_context, check_model_config
 from llmrl_bench.representations.text import CARTPOLE_ACTION_NAMES, MINIGRID_ACTION_NAMES, NUM_NAVIGATION_ACTIONS
 
@@ -102,10 +104,8 @@ def check_llm_config(llm: LLMConfig, key: str = "agent.llm") -> None:
     """Fail in one line, before any model is loaded, on a model that cannot load or a bad setting.
 
     Raises:
-        llmrl_bench.runner.ConfigError: naming ``<key>.<field>`` and the allowed values.
+        llmrl_bench.errors.ConfigError: naming ``<key>.<field>`` and the allowed values.
     """
-    from llmrl_bench.runner import ConfigError
-
     check_model_config(llm, key)
     for name in ("temperature", "trained_layers", "lora_rank", "lora_alpha"):
         value = getattr(llm, name)
@@ -113,14 +113,6 @@ def check_llm_config(llm: LLMConfig, key: str = "agent.llm") -> None:
             raise ConfigError(f"{key}.{name}={value} must be >= 0")
     if llm.eval_sampling and llm.temperature <= 0:
         raise ConfigError(f"{key}.eval_sampling=true needs {key}.temperature > 0, got {llm.temperature}")
-
-
-@contextlib.contextmanager
-def seeded_torch(seed: int) -> Iterator[None]:
-    """Run the block with torch's global RNG seeded, then restore the caller's RNG."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        yield
 
 
 class LLMPolicy:

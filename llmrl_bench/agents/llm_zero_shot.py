@@ -16,6 +16,7 @@ from typing import Any, Optional
 import gymnasium as gym
 import numpy as np
 
+from llmrl_bench.registry import register
 from llmrl_bench.agents.base import EnvFactory, TrainingHooks
 from llmrl_bench.agents.llm_policy import (
     LLMConfig,
@@ -26,6 +27,7 @@ from llmrl_bench.agents.llm_policy import (
 )
 
 
+@register("agent", "llm_zero_shot")
 @dataclass
 class LLMZeroShotConfig:
     """Zero-shot LLM agent settings."""
@@ -51,10 +53,8 @@ class LLMZeroShot:
     name = "llm_zero_shot"
     supported_reprs = ("text",)
 
-    def __init__(self, observation_space: gym.Space, action_space: gym.Space, seed: int, **hyperparameters: Any):
-        hyperparameters.pop("_target_", None)
-        hyperparameters["llm"] = as_llm_config(hyperparameters.get("llm", LLMConfig(temperature=0.0)))
-        self.config = LLMZeroShotConfig(**hyperparameters)
+    def __init__(self, config: LLMZeroShotConfig, observation_space: gym.Space, action_space: gym.Space, seed: int):
+        self.config = config
         cfg = self.config
         self.actions, action_ids, goal = candidate_actions(cfg.actions, cfg.action_ids, cfg.goal, action_space)
         self.seed = seed

@@ -21,9 +21,10 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import torch
-import torch.nn.functional as F
 
+from llmrl_bench.registry import register
 from llmrl_bench.agents.base import EnvFactory, TrainingHooks
+from llmrl_bench.agents.ppo_math import explained_variance, gae, ppo_diagnostics, ppo_losses
 from llmrl_bench.agents.networks import (
     RunningMeanStd,
     clip_grad_norm_,
@@ -37,6 +38,7 @@ from llmrl_bench.agents.networks import (
 )
 
 
+@register("agent", "ppo")
 @dataclass
 class PPOConfig:
     """PPO hyperparameters; defaults are RL Zoo's tuned CartPole-v1 values (SB3 names)."""
@@ -87,10 +89,8 @@ class PPO:
     supported_reprs = ("vector", "llm_embed")
     resumable = True
 
-    def __init__(self, observation_space: gym.Space, action_space: gym.Space, seed: int, **hyperparameters):
-        hyperparameters.pop("_target_", None)
-        self.config = PPOConfig(**hyperparameters)
-        self.config.net_arch = list(self.config.net_arch)
+    def __init__(self, config: PPOConfig, observation_space: gym.Space, action_space: gym.Space, seed: int):
+        self.config = config
         self.seed = seed
         self.obs_dim = flat_obs_dim(observation_space)
         self.n_actions = num_actions(action_space)
@@ -125,13 +125,8 @@ class PPO:
 
     # ---------------------------------------------------------------- training
     def learn(self, envs: EnvFactory, total_steps: int, hooks: TrainingHooks) -> None:
-        """Train until ``global_step >= total_steps``.
-
-        The rollout in which the budget is reached is finished and used, so training stops
-        at most ``n_steps * n_envs`` steps past ``total_steps``. Counted steps are real
-        transitions: NEXT_STEP autoreset calls are not counted. After ``load_state_dict`` of
-        a mid-training state, continues that training.
-        """
+        """Train until ``global_step >= total_steps`` (the last rollout is finished and used; autoreset
+        calls are not counted). After ``load_state_dict`` of a mid-training state, continues that training."""
         cfg = self.config
         num_steps, num_envs, obs_dim = cfg.n_steps, cfg.n_envs, self.obs_dim
 
@@ -144,19 +139,9 @@ class PPO:
         dones = np.zeros((num_steps, num_envs), np.float32)
         values = np.zeros((num_steps, num_envs), np.float32)
         valid = np.zeros((num_steps, num_envs), bool)
-        advantages = np.zeros((num_steps, num_envs), np.float32)
 
         if self.loop is None:
-            vec_env = envs.make_vec(num_envs)
-            raw_obs, _ = vec_env.reset(seed=self.seed)
-            self.loop = {
-                "vec_env": vec_env,
-                "raw_obs": np.asarray(raw_obs, np.float32).reshape(num_envs, obs_dim),
-                "autoreset": np.zeros(num_envs, bool),  # this env's next step() only resets it
-                "episodic_return": np.zeros(num_envs),
-                "episodic_length": np.zeros(num_envs, np.int64),
-                "discounted_return": np.zeros(num_envs),  # for reward normalisation
-            }
+            self.loop = self._start_loop(envs)
         vec_env = self.loop["vec_env"]
         start_time, start_step = time.perf_counter(), self.global_step
 
@@ -210,16 +195,9 @@ class PPO:
                 episodic_length=episodic_length, discounted_return=discounted_return,
             )
 
-            # GAE: a reversed loop; ``dones`` cut the recursion, ``terminateds`` cut the bootstrap.
             with torch.inference_mode():
                 next_value = self.critic(torch.from_numpy(self._normalize(raw_obs))).squeeze(1).numpy()
-            last_gae_lambda = np.zeros(num_envs, np.float32)
-            for t in reversed(range(num_steps)):
-                next_values = next_value if t == num_steps - 1 else values[t + 1]
-                delta = rewards[t] + cfg.gamma * next_values * (1.0 - terminateds[t]) - values[t]
-                last_gae_lambda = delta + cfg.gamma * cfg.gae_lambda * (1.0 - dones[t]) * last_gae_lambda
-                advantages[t] = last_gae_lambda
-            returns = advantages + values
+            advantages, returns = gae(rewards, values, next_value, terminateds, dones, cfg.gamma, cfg.gae_lambda)
 
             # Flatten; minibatches are gathered in numpy (cheaper than torch indexing at this size).
             valid_index = np.flatnonzero(valid.reshape(-1))
@@ -239,13 +217,9 @@ class PPO:
                     new_logprob = log_probs_all.gather(1, torch.from_numpy(b_actions[mb])[:, None]).squeeze(1)
                     new_value = self.critic(mb_obs).squeeze(1)
 
-                    log_ratio = new_logprob - torch.from_numpy(b_logprobs[mb])
-                    ratio = log_ratio.exp()
-                    pg_loss = -torch.min(
-                        mb_advantages * ratio, mb_advantages * ratio.clamp(1 - clip_range, 1 + clip_range)
-                    ).mean()
-                    v_loss = F.mse_loss(new_value, torch.from_numpy(b_returns[mb]))
-                    loss = pg_loss + cfg.vf_coef * v_loss
+                    losses = ppo_losses(new_logprob, torch.from_numpy(b_logprobs[mb]), mb_advantages,
+                                        new_value, torch.from_numpy(b_returns[mb]), clip_range)
+                    loss = losses.pg_loss + cfg.vf_coef * losses.v_loss
                     if cfg.ent_coef != 0.0:  # skipped at 0: the extra graph costs ~10% of an update
                         entropy_loss = (log_probs_all.exp() * log_probs_all).sum(-1).mean()
                         loss = loss + cfg.ent_coef * entropy_loss
@@ -257,26 +231,32 @@ class PPO:
 
             if cfg.n_epochs == 0:  # rollout collection only (tests/benchmarks/test_maze_rollout.py)
                 continue
-            with torch.no_grad():
-                entropy = -(log_probs_all.exp() * log_probs_all).sum(-1).mean().item()
-                approx_kl = ((ratio - 1) - log_ratio).mean().item()
-                clip_fraction = ((ratio - 1).abs() > clip_range).float().mean().item()
             logged = {
-                "losses/policy_loss": pg_loss.item(),
-                "losses/value_loss": v_loss.item(),
-                "losses/entropy": entropy,
-                "losses/approx_kl": approx_kl,
-                "losses/clip_fraction": clip_fraction,
+                "losses/policy_loss": losses.pg_loss.item(),
+                "losses/value_loss": losses.v_loss.item(),
+                "losses/entropy": -(log_probs_all.exp() * log_probs_all).sum(-1).mean().item(),
+                **ppo_diagnostics(losses, clip_range),
                 "charts/learning_rate": learning_rate,
                 "charts/SPS": (self.global_step - start_step) / (time.perf_counter() - start_time),
+                **explained_variance(values.reshape(-1)[valid_index], returns.reshape(-1)[valid_index]),
             }
-            valid_values, valid_returns = values.reshape(-1)[valid_index], returns.reshape(-1)[valid_index]
-            return_var = float(np.var(valid_returns))
-            if return_var > 0:  # undefined for constant returns (e.g. no reward yet)
-                logged["losses/explained_variance"] = 1 - float(np.var(valid_returns - valid_values)) / return_var
             hooks.log(self.global_step, logged)
         vec_env.close()
         self.loop = None
+
+    def _start_loop(self, envs: EnvFactory) -> dict:
+        """The state the loop carries between rollouts (and checkpoints): vector env, last observations, counters."""
+        num_envs = self.config.n_envs
+        vec_env = envs.make_vec(num_envs)
+        raw_obs, _ = vec_env.reset(seed=self.seed)
+        return {
+            "vec_env": vec_env,
+            "raw_obs": np.asarray(raw_obs, np.float32).reshape(num_envs, self.obs_dim),
+            "autoreset": np.zeros(num_envs, bool),  # this env's next step() only resets it
+            "episodic_return": np.zeros(num_envs),
+            "episodic_length": np.zeros(num_envs, np.int64),
+            "discounted_return": np.zeros(num_envs),  # for reward normalisation
+        }
 
     # ------------------------------------------------------------- persistence
     def _policy_state(self) -> dict:

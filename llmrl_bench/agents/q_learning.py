@@ -20,12 +20,14 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from llmrl_bench.registry import register
 from llmrl_bench.agents.base import EnvFactory, TrainingHooks
 from llmrl_bench.agents.networks import flat_obs_dim, linear_schedule, num_actions
 
 LOG_EVERY_STEPS = 1000
 
 
+@register("agent", "q_learning")
 @dataclass
 class QLearningConfig:
     """Tabular Q-learning hyperparameters; defaults suit small MiniGrid mazes."""
@@ -61,15 +63,10 @@ class QLearning:
     name = "q_learning"
     supported_reprs = ("vector",)
 
-    def __init__(self, observation_space: gym.Space, action_space: gym.Space, seed: int, **hyperparameters):
-        hyperparameters.pop("_target_", None)
-        self.config = QLearningConfig(**hyperparameters)
-        cfg = self.config
+    def __init__(self, config: QLearningConfig, observation_space: gym.Space, action_space: gym.Space, seed: int):
+        self.config = cfg = config
         if cfg.n_step < 1:
             raise ValueError(f"n_step must be >= 1, got {cfg.n_step}")
-        for name in ("bins", "clip_low", "clip_high"):  # Hydra passes ListConfig
-            if getattr(cfg, name) is not None:
-                setattr(cfg, name, list(getattr(cfg, name)))
         self.seed = seed
         self.obs_dim = flat_obs_dim(observation_space)
         self.obs_dtype = observation_space.dtype  # keys are bytes, so fix the dtype

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from llmrl_bench.registry import register
 from llmrl_bench.agents.base import EnvFactory, TrainingHooks
 from llmrl_bench.agents.networks import (
     clip_grad_norm_,
@@ -34,6 +35,7 @@ from llmrl_bench.agents.networks import (
 LOG_EVERY_STEPS = 500  # batches can be a few dozen steps; keep logging cheap
 
 
+@register("agent", "reinforce")
 @dataclass
 class ReinforceConfig:
     """REINFORCE hyperparameters; defaults tuned on CartPole-v1."""
@@ -65,10 +67,8 @@ class Reinforce:
     name = "reinforce"
     supported_reprs = ("vector", "llm_embed")
 
-    def __init__(self, observation_space: gym.Space, action_space: gym.Space, seed: int, **hyperparameters):
-        hyperparameters.pop("_target_", None)
-        self.config = ReinforceConfig(**hyperparameters)
-        self.config.net_arch = list(self.config.net_arch)
+    def __init__(self, config: ReinforceConfig, observation_space: gym.Space, action_space: gym.Space, seed: int):
+        self.config = config
         cfg = self.config
         self.seed = seed
         self.obs_dim = flat_obs_dim(observation_space)

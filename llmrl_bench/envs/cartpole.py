@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Sequence
+from typing import Sequence
 
 import gymnasium as gym
 from gymnasium.envs.classic_control.cartpole import CartPoleEnv
 
+from llmrl_bench.registry import register
 from llmrl_bench.envs.base import TRAIN, EnvSuite
 
-if TYPE_CHECKING:
-    from llmrl_bench.representations.base import Representation
 
 CARTPOLE_ID = "CartPole-v1"
 
@@ -96,20 +95,27 @@ class CartPoleSuite(EnvSuite):
         self.name = name
         self.held_out_contexts = list(held_out_contexts)
 
-    def make(self, context: str = TRAIN) -> gym.Env:
-        if context == TRAIN:
-            return gym.make(CARTPOLE_ID)
-        if context not in self.held_out_contexts:
-            raise ValueError(f"unknown CartPole context {context!r}; expected {TRAIN!r} or one of {self.held_out_contexts}")
-        return gym.make(CARTPOLE_CONTEXTS[context][0])
+    def optimal_return(self, context: str, seed: int) -> float:
+        """The documented maximum, 500 (+1 per step, 500-step limit, in every context)."""
+        self._check_context(context)
+        return float(self.max_episode_steps)
 
-    def make_vec(self, num_envs: int, representation: "Representation") -> gym.vector.VectorEnv:
-        """Gymnasium's numpy-vectorised CartPole (autoreset mode NEXT_STEP, 500-step limit), in ``representation``."""
+    def _check_context(self, context: str) -> None:
+        if context != TRAIN and context not in self.held_out_contexts:
+            raise ValueError(f"unknown CartPole context {context!r}; expected {TRAIN!r} or one of {self.held_out_contexts}")
+
+    def make(self, context: str = TRAIN) -> gym.Env:
+        self._check_context(context)
+        return gym.make(CARTPOLE_ID if context == TRAIN else CARTPOLE_CONTEXTS[context][0])
+
+    def make_native_vec(self, num_envs: int) -> gym.vector.VectorEnv:
+        """Gymnasium's numpy-vectorised CartPole (autoreset mode NEXT_STEP, 500-step limit)."""
         envs = gym.make_vec(CARTPOLE_ID, num_envs=num_envs, vectorization_mode="vector_entry_point")
         assert envs.metadata["autoreset_mode"] == gym.vector.AutoresetMode.NEXT_STEP
-        return representation.wrap_vec(envs, self)
+        return envs
 
 
+@register("env", "cartpole")
 @dataclass
 class CartPoleConfig:
     """CartPole-v1 with held-out physics variants (``env=cartpole``)."""

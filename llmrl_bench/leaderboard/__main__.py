@@ -50,11 +50,14 @@ def parser() -> argparse.ArgumentParser:
     unpack.add_argument("archive", type=Path)
     unpack.add_argument("--into", type=Path, default=None, help="parent folder (default: the archive's)")
 
-    verify = commands.add_parser("verify", help="re-run K runs and mark the submission verified")
+    verify = commands.add_parser("verify", help="re-evaluate every run, re-train a sample, write the record beside the folder")
     verify.add_argument("submission", type=Path)
-    verify.add_argument("--runs", type=int, default=3, help="how many runs to re-run (default 3)")
-    verify.add_argument("--seed", type=int, default=0, help="seed of the random choice of runs (default 0)")
-    verify.add_argument("--allow-external", action="store_true", help="re-run an agent from outside llmrl_bench (review its code first)")
+    from llmrl_bench.leaderboard.verify import DEFAULT_MEMORY_GB, DEFAULT_RETRAIN, DEFAULT_TIMEOUT_S
+
+    verify.add_argument("--retrain", type=int, default=DEFAULT_RETRAIN, help=f"runs to re-train: the best claimed one and random others (default {DEFAULT_RETRAIN})")
+    verify.add_argument("--seed", type=int, default=None, help="seed of the random sample (default: from os.urandom; recorded)")
+    verify.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, help=f"wall-clock limit of the re-runs in seconds (default {DEFAULT_TIMEOUT_S})")
+    verify.add_argument("--memory-gb", type=float, default=DEFAULT_MEMORY_GB, help=f"address-space limit of the re-runs (default {DEFAULT_MEMORY_GB:g})")
     _tracks_option(verify)
 
     build = commands.add_parser("build", help="merge the accepted submissions into the leaderboard")
@@ -133,8 +136,12 @@ def _unpack(args) -> int:
 def _verify(args) -> int:
     from llmrl_bench.leaderboard.verify import VerifyError, verify
 
+    if args.retrain < 1 or (args.seed is not None and args.seed < 0) or args.timeout <= 0 or args.memory_gb <= 0:
+        print(f"error: --retrain {args.retrain}, --seed {args.seed}, --timeout {args.timeout}, --memory-gb {args.memory_gb}: "
+              "allowed are --retrain >= 1, --seed >= 0, positive limits", file=sys.stderr)
+        return 2
     try:
-        outcome = verify(args.submission, args.runs, args.seed, args.tracks, args.allow_external, echo=print)
+        outcome = verify(args.submission, args.retrain, args.seed, args.tracks, echo=print, timeout_s=args.timeout, memory_gb=args.memory_gb)
     except VerifyError as error:
         for line in error.lines:
             print(f"FAIL {line}")
@@ -143,8 +150,9 @@ def _verify(args) -> int:
         print(f"warning: {line}", file=sys.stderr)
     for line in outcome.lines:
         print(f"FAIL {line}")
-    print(f"{'verified' if outcome.verified else 'NOT verified'}: {args.submission} ({outcome.record['tolerance']['mode']} match; "
-          f"wrote {args.submission / 'verification.json'})")
+    record = outcome.record
+    print(f"{'verified' if outcome.verified else 'NOT verified'}: {args.submission} ({len(record['re_evaluated'])} runs re-evaluated, "
+          f"{len(record['retrained'])} re-trained, {record['tolerance']['mode']} tolerance; wrote {outcome.path})")
     return 0 if outcome.verified else 1
 
 

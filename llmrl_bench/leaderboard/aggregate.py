@@ -19,7 +19,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from llmrl_bench.leaderboard.tracks import EnvSpec
-from llmrl_bench.metrics import HEADLINE_METRICS, compute_run_metrics
+from llmrl_bench.metrics import HEADLINE_METRICS, METRICS, run_metrics_from_curve
 from llmrl_bench.stats import iqm, iqm_across_seeds, stratified_bootstrap_ci
 
 SUMMARY_VERSION = 1
@@ -30,31 +30,34 @@ RECOMPUTE_ATOL = 1e-12
 #: Per env, raw units (docs/metrics.md).
 ENV_METRICS = (*HEADLINE_METRICS, "generalization_gap")
 #: Across envs: normalized by each env's score range, so envs can be pooled.
-OVERALL_METRICS = ("cumulative_reward_normalized", "generalization_normalized", "learning_speed", "policy_stability_normalized")
+OVERALL_METRICS = tuple(METRICS[name].pooled for name in ("cumulative_reward", "generalization", "learning_speed", "policy_stability"))
 #: The ranking metric of the leaderboard (higher is better).
 RANKING_METRIC = "cumulative_reward_normalized"
 
 
 def recompute_run_metrics(curve: Sequence[dict[str, Any]], spec: EnvSpec) -> dict[str, Any]:
     """The run's metrics from its curve ``(num_points,)`` and the env's spec."""
-    steps = np.array([point["step"] for point in curve], dtype=np.float64)
-    train = np.array([point["train_return"] for point in curve], dtype=np.float64)
-    held_out = np.array([point["held_out_return"] for point in curve], dtype=np.float64)
-    return compute_run_metrics(
-        steps=steps, train_curve=train, held_out_curve=held_out,
-        final_train_returns=train[-1:], final_held_out_returns=held_out[-1:, None],
-        score_range=spec.score_range, reward_threshold=spec.reward_threshold,
-    )
+    return run_metrics_from_curve(curve, spec.score_range, spec.reward_threshold)
 
 
 def _estimate(point: float, low: float, high: float) -> dict[str, float]:
     return {"iqm": float(point), "ci_low": float(low), "ci_high": float(high)}
 
 
+#: An aggregate over runs of which one or more has an undefined value (e.g. the stability of
+#: a run that never learns): undefined too, shown "n/a" and ranked last, never a number.
+UNDEFINED = {"iqm": None, "ci_low": None, "ci_high": None}
+
+
+def _defined(values: list[Any]) -> bool:
+    return all(isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) for value in values)
+
+
 def summarize(track: str, runs: Sequence[tuple[str, int, dict[str, Any]]]) -> dict[str, Any]:
     """The aggregates of a submission from ``(env, seed, recomputed metrics)`` per run.
 
-    Every env must hold the same seeds (validation checks it first). Returns the content
+    Every env must hold the same seeds (validation checks it first). An aggregate over a
+    missing or undefined (``None``) value is :data:`UNDEFINED`. Returns the content
     of ``summary.json``: ``envs.<env>.<metric>`` and ``overall.<metric>``, each
     ``{iqm, ci_low, ci_high}``.
     """
@@ -67,12 +70,16 @@ def summarize(track: str, runs: Sequence[tuple[str, int, dict[str, Any]]]) -> di
         raise ValueError("every env must hold the same seeds")
     summary: dict[str, Any] = {"schema_version": SUMMARY_VERSION, "track": track, "num_runs": len(runs), "seeds": seeds, "envs": {}, "overall": {}}
     for env in envs:
-        summary["envs"][env] = {
-            metric: _estimate(*iqm_across_seeds(np.array([by_env[env][seed][metric] for seed in seeds], dtype=np.float64)))
-            for metric in ENV_METRICS
-        }
+        summary["envs"][env] = {}
+        for metric in ENV_METRICS:
+            values = [by_env[env][seed].get(metric) for seed in seeds]
+            summary["envs"][env][metric] = _estimate(*iqm_across_seeds(np.array(values, dtype=np.float64))) if _defined(values) else dict(UNDEFINED)
     for metric in OVERALL_METRICS:
-        scores = np.array([[by_env[env][seed][metric] for env in envs] for seed in seeds], dtype=np.float64)  # (num_runs, num_tasks)
+        rows = [[by_env[env][seed].get(metric) for env in envs] for seed in seeds]
+        if not _defined([value for row in rows for value in row]):
+            summary["overall"][metric] = dict(UNDEFINED)
+            continue
+        scores = np.array(rows, dtype=np.float64)  # (num_runs, num_tasks)
         summary["overall"][metric] = _estimate(*stratified_bootstrap_ci(scores, iqm, random_state=0))
     return summary
 

@@ -1,31 +1,39 @@
 """Build the leaderboard from the accepted submissions of a ``leaderboard/`` folder.
 
 A submission in ``<root>/submissions/<folder>/`` is accepted when it validates and (unless
-``allow_unverified``) holds a current, passing ``verification.json``. Every number comes
-from the validation's recomputation, never from a submitted summary. Output, in ``out``:
+``allow_unverified``) its record beside it, ``<folder>.verification.json``, is current and
+passing. Every number comes from the validation's recomputation, never from a submitted
+summary; an undefined value (``None``) is shown "n/a" and ranks last. Each entry says in
+words that it was validated, what verification did (runs re-evaluated, re-trained, the
+tolerance met) and what it cannot vouch for (dirty tree, unknown commit, another platform).
+
+Pages are Jinja2 templates (``templates/``, autoescaped), written to ``out``:
 
 * ``leaderboard.md``: one Markdown table per track;
-* ``index.html``: the same tables, sortable (a small inline script; no network, and a
-  Content-Security-Policy that allows only that script);
-* ``submissions/<id>.html``: each submission's details (metadata, code identity, versions,
-  verification, per-env aggregates, every run).
+* ``index.html``: the same tables, sortable (one inline script; no network, and a
+  Content-Security-Policy that allows only that script and the style);
+* ``submissions/<id>.html``: each submission's details.
 
-The output is deterministic: the same submissions give byte-identical files. Every text
-that comes from a submission is escaped, so ``<script>alert(1)</script>`` renders as text.
+The output is deterministic: the same submissions give byte-identical files.
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import html
 import re
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from llmrl_bench.leaderboard.aggregate import ENV_METRICS, OVERALL_METRICS, RANKING_METRIC
-from llmrl_bench.leaderboard.bundle import is_archive
+import jinja2
+import markupsafe
+
+from llmrl_bench.leaderboard.aggregate import ENV_METRICS, OVERALL_METRICS, RANKING_METRIC, UNDEFINED
+from llmrl_bench.leaderboard.bundle import VERIFICATION_SUFFIX, is_archive
 from llmrl_bench.leaderboard.tracks import Track, load_tracks
 from llmrl_bench.leaderboard.validate import URL, Report, validate
 from llmrl_bench.results import atomic_write_bytes
@@ -34,6 +42,8 @@ SUBMISSIONS_DIR = "submissions"
 INDEX_FILE = "index.html"
 MARKDOWN_FILE = "leaderboard.md"
 TITLE = "llmrl_bench leaderboard"
+TEMPLATES_DIR = Path(__file__).with_name("templates")
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 METRIC_LABELS = {
     "cumulative_reward_normalized": "Return",
     "generalization_normalized": "Held-out return",
@@ -44,61 +54,6 @@ METRIC_LABELS = {
     "policy_stability": "Instability ↓",
     "generalization_gap": "Generalization gap ↓",
 }
-STYLE = """
-body { font: 15px/1.45 system-ui, sans-serif; margin: 2rem auto; max-width: 80rem; padding: 0 1rem; color: #1b1f24; }
-h1 { font-size: 1.6rem; } h2 { font-size: 1.25rem; margin-top: 2rem; }
-table { border-collapse: collapse; width: 100%; margin: .5rem 0 1rem; }
-th, td { border-bottom: 1px solid #d0d7de; padding: .35rem .5rem; text-align: left; vertical-align: top; }
-td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
-th { background: #f6f8fa; }
-th button { font: inherit; font-weight: 600; background: none; border: 0; padding: 0; cursor: pointer; color: inherit; }
-th[aria-sort=ascending] button::after { content: " ▲"; } th[aria-sort=descending] button::after { content: " ▼"; }
-.ci { color: #57606a; font-size: .85em; display: block; }
-table.facts th { width: 14rem; background: none; font-weight: 600; }
-.protocol, .note { color: #57606a; }
-.verified { color: #1a7f37; font-weight: 600; } .unverified { color: #9a6700; }
-code { font-size: .9em; } .description { white-space: pre-wrap; } .nowrap { white-space: nowrap; }
-""".strip()
-SCRIPT = """
-(function () {
-  "use strict";
-  function sortTable(table, column, direction) {
-    var header = table.tHead.rows[0].cells[column];
-    var numeric = header.getAttribute("data-type") === "number";
-    var body = table.tBodies[0];
-    var rows = Array.prototype.slice.call(body.rows);
-    rows.sort(function (a, b) {
-      var x = a.cells[column].getAttribute("data-sort"), y = b.cells[column].getAttribute("data-sort");
-      var order = numeric ? parseFloat(x) - parseFloat(y) : x.localeCompare(y);
-      return direction === "ascending" ? order : -order;
-    });
-    rows.forEach(function (row) { body.appendChild(row); });
-    Array.prototype.forEach.call(table.tHead.rows[0].cells, function (th) { th.removeAttribute("aria-sort"); });
-    header.setAttribute("aria-sort", direction);
-  }
-  var tables = document.querySelectorAll("table.sortable");
-  Array.prototype.forEach.call(tables, function (table) {
-    Array.prototype.forEach.call(table.tHead.rows[0].cells, function (th, column) {
-      th.querySelector("button").addEventListener("click", function () {
-        var next = th.getAttribute("aria-sort") === "descending" ? "ascending" : "descending";
-        sortTable(table, column, next);
-      });
-    });
-    table.setAttribute("data-sortable", "ready");
-  });
-  // index.html#sort=<column>[:asc|:desc] opens every table sorted by that column.
-  var wanted = /sort=([a-z_]+)(?::(asc|desc))?/.exec(window.location.hash);
-  if (wanted) {
-    Array.prototype.forEach.call(tables, function (table) {
-      Array.prototype.forEach.call(table.tHead.rows[0].cells, function (th, column) {
-        if (th.getAttribute("data-key") === wanted[1]) {
-          sortTable(table, column, wanted[2] === "asc" ? "ascending" : "descending");
-        }
-      });
-    });
-  }
-})();
-""".strip()
 
 
 @dataclass
@@ -121,7 +76,8 @@ class Entry:
         return self.report.summary  # type: ignore[return-value]
 
     @property
-    def score(self) -> float:
+    def score(self) -> float | None:
+        """The ranking score; ``None`` when undefined."""
         return self.summary["overall"][RANKING_METRIC]["iqm"]
 
 
@@ -140,8 +96,8 @@ def collect(root: Path, tracks_path: str | Path | None = None, allow_unverified:
     children = sorted(folder.iterdir()) if folder.is_dir() else []
     seen: dict[str, str] = {}
     for child in children:
-        if child.name.startswith("."):
-            continue
+        if child.name.startswith(".") or (child.name.endswith(VERIFICATION_SUFFIX) and child.is_file() and not child.is_symlink()):
+            continue  # verification records live beside their folders
         if child.is_symlink() or not child.is_dir():
             reason = "an archive: unpack it first" if is_archive(child) else "not a submission folder"
             skipped.append(f"skip {child.name}: {reason}")
@@ -163,8 +119,8 @@ def collect(root: Path, tracks_path: str | Path | None = None, allow_unverified:
 
 
 def ranked(entries: list[Entry], track: str) -> list[Entry]:
-    """The track's entries, best ranking score first (ties by id)."""
-    return sorted((e for e in entries if e.submission["track"] == track), key=lambda e: (-e.score, e.id))
+    """The track's entries, best ranking score first, undefined scores last (ties by id)."""
+    return sorted((e for e in entries if e.submission["track"] == track), key=lambda e: (e.score is None, -(e.score or 0.0), e.id))
 
 
 def build(root: str | Path, out: str | Path | None = None, tracks_path: str | Path | None = None, allow_unverified: bool = False) -> BuildResult:
@@ -191,11 +147,6 @@ def build(root: str | Path, out: str | Path | None = None, tracks_path: str | Pa
 # ------------------------------------------------------------------------------ helpers
 
 
-def esc(value: Any) -> str:
-    """Text for HTML content or a quoted attribute."""
-    return html.escape(str(value), quote=True)
-
-
 def md_escape(value: Any) -> str:
     """Text for a Markdown table cell: no markup, links, HTML or cell breaks."""
     text = " ".join(str(value).split())
@@ -205,195 +156,116 @@ def md_escape(value: Any) -> str:
 
 def fmt(value: float | None) -> str:
     if value is None:
-        return "–"
+        return "n/a"
     return f"{value:.1f}" if abs(value) >= 100 else f"{value:.3f}"
 
 
-def estimate_text(estimate: dict[str, float]) -> str:
-    return f"{fmt(estimate['iqm'])} [{fmt(estimate['ci_low'])}, {fmt(estimate['ci_high'])}]"
+def cell(estimate: dict[str, Any], key: str = "") -> dict[str, Any]:
+    """One estimate for a template: its text, CI text and sort key ("" when undefined)."""
+    iqm = estimate["iqm"]
+    ci = None if iqm is None else f"[{fmt(estimate['ci_low'])}, {fmt(estimate['ci_high'])}]"
+    return {"key": key, "label": METRIC_LABELS.get(key, key), "iqm": iqm, "text": fmt(iqm), "ci": ci, "sort": "" if iqm is None else repr(iqm)}
 
 
-def _verified(entry: Entry) -> str:
-    verification = entry.report.verification
-    if verification and verification["verified"]:
-        return f"yes ({len(verification['runs'])} re-run)"
-    return "no"
+@functools.cache
+def known_commit(commit: str) -> bool:
+    """Whether ``commit`` (40 hex digits) is a commit of this repository."""
+    if not re.fullmatch(r"[0-9a-f]{40}", commit):
+        return False
+    proc = subprocess.run(["git", "cat-file", "-e", f"{commit}^{{commit}}"], cwd=PROJECT_ROOT, capture_output=True)
+    return proc.returncode == 0
+
+
+def trust(entry: Entry) -> dict[str, Any]:
+    """What verification did, in words (``verified``, with a ``state``), and what it cannot vouch for (``warnings``)."""
+    record, submission = entry.report.verification, entry.submission
+    if record is None:
+        state, verified = "unverified", "not verified"
+    elif record["verified"]:
+        tolerance = record["tolerance"]
+        met = "exact match" if tolerance["mode"] == "exact" else f"match within rtol {tolerance['rtol']:g}, atol {tolerance['atol']:g}"
+        state = "verified"
+        verified = (f"verified: {len(record['re_evaluated'])} of {len(entry.report.runs)} runs re-evaluated, "
+                    f"{len(record['retrained'])} re-trained, {met}")
+    else:
+        state, verified = "failed", f"verification failed: {len(record['mismatches'])} mismatch(es)"
+    warnings = []
+    commit = submission["code"]["git_commit"] or ""
+    if commit.endswith("+dirty"):
+        warnings.append("dirty tree: runs made with uncommitted changes")
+    if not commit:
+        warnings.append("unknown commit: the runs record none")
+    elif not known_commit(commit.removesuffix("+dirty")):
+        warnings.append(f"unknown commit: {commit.removesuffix('+dirty')[:8]} is not in this repository")
+    if record is not None:
+        if record["verifier"]["platform"] not in submission["environment"]["platforms"]:
+            warnings.append("different platform: verified on another than the runs'")
+        if not record["verifier"]["same_code"]:
+            warnings.append("different code: verified with another llmrl_bench source")
+    return {"state": state, "verified": verified, "warnings": warnings}
 
 
 def _csp_hash(text: str) -> str:
     return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode() + "'"
 
 
-def _page(title: str, body: str, script: bool) -> str:
-    policy = f"default-src 'none'; style-src {_csp_hash(STYLE)}" + (f"; script-src {_csp_hash(SCRIPT)}" if script else "")
-    return (
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-        f"<meta http-equiv=\"Content-Security-Policy\" content=\"{policy}\">\n"
-        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
-        f"<title>{esc(title)}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n{body}"
-        + (f"<script>{SCRIPT}</script>\n" if script else "")
-        + "</body>\n</html>\n"
+@functools.cache
+def _environment() -> jinja2.Environment:
+    environment = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES_DIR), autoescape=jinja2.select_autoescape(["html"]),
+        undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
+    )
+    environment.filters["md"] = md_escape
+    return environment
+
+
+def _asset(name: str) -> str:
+    return (TEMPLATES_DIR / name).read_text().strip()
+
+
+def _render(template: str, title: str, script: bool, **context: Any) -> str:
+    style, code = _asset("style.css"), _asset("sort.js") if script else ""
+    policy = f"default-src 'none'; style-src {_csp_hash(style)}" + (f"; script-src {_csp_hash(code)}" if script else "")
+    # The style and script are this package's own files, so not escaped; the CSP pins their hashes.
+    return _environment().get_template(template).render(
+        title=title, site_title=TITLE, policy=policy, style=markupsafe.Markup(style), script=markupsafe.Markup(code), **context
     )
 
 
-# ---------------------------------------------------------------------------- Markdown
+def _tracks_view(entries: list[Entry], tracks: dict[str, Track]) -> list[dict[str, Any]]:
+    views = []
+    for name, track in tracks.items():
+        rows = []
+        for rank, entry in enumerate(ranked(entries, name), 1):
+            meta, code = entry.submission["metadata"], entry.submission["code"]
+            rows.append({
+                "rank": rank, "id": entry.id, "name": meta["name"], "authors": ", ".join(meta["authors"]),
+                "agent": f"{code['agent']}/{code['repr']}", "date": meta["date"], "runs": entry.summary["num_runs"],
+                "metrics": [cell(entry.summary["overall"][m], m) for m in OVERALL_METRICS], "trust": trust(entry),
+            })
+        views.append({"name": name, "description": track.description, "protocol": track.protocol(), "rows": rows})
+    return sorted(views, key=lambda view: not view["rows"])  # tracks with entries first
 
 
 def render_markdown(entries: list[Entry], tracks: dict[str, Track]) -> str:
-    lines = [
-        f"# {TITLE}", "",
-        "IQM across seeds × envs with 95 % stratified-bootstrap CIs, recomputed from every run "
-        "(normalized by each env's score range). Built by `python -m llmrl_bench.leaderboard build`.", "",
-    ]
-    for name, track in tracks.items():
-        rows = ranked(entries, name)
-        lines += [f"## Track `{name}`", "", md_escape(track.description), "", f"Protocol: {md_escape(track.protocol())}.", ""]
-        if not rows:
-            lines += ["No accepted submissions yet.", ""]
-            continue
-        header = ["#", "Submission", "Authors", "Agent", *(METRIC_LABELS[m] for m in OVERALL_METRICS), "Runs", "Verified", "Date"]
-        lines += ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * len(header)) + "|"]
-        for rank, entry in enumerate(rows, 1):
-            meta, code = entry.submission["metadata"], entry.submission["code"]
-            cells = [
-                str(rank), f"[{md_escape(meta['name'])}]({SUBMISSIONS_DIR}/{entry.id}.html)", md_escape(", ".join(meta["authors"])),
-                md_escape(f"{code['agent']}/{code['repr']}"), *(estimate_text(entry.summary["overall"][m]) for m in OVERALL_METRICS),
-                str(entry.summary["num_runs"]), _verified(entry), md_escape(meta["date"]),
-            ]
-            lines.append("| " + " | ".join(cells) + " |")
-        lines.append("")
-    return "\n".join(lines)
-
-
-# -------------------------------------------------------------------------------- HTML
-
-
-def _th(key: str, label: str, kind: str, sort: str | None = None) -> str:
-    aria = f' aria-sort="{sort}"' if sort else ""
-    cls = ' class="num"' if kind == "number" else ""
-    return f'<th data-key="{key}" data-type="{kind}"{cls}{aria}><button type="button">{esc(label)}</button></th>'
+    return _render(MARKDOWN_FILE, TITLE, False, tracks=_tracks_view(entries, tracks), metrics=[cell(UNDEFINED, m) for m in OVERALL_METRICS])
 
 
 def render_index(entries: list[Entry], tracks: dict[str, Track]) -> str:
-    parts = [
-        f"<h1>{esc(TITLE)}</h1>\n",
-        "<p class=\"note\">IQM across seeds × envs with 95 % stratified-bootstrap CIs, recomputed from every run "
-        "(normalized by each env's score range; ↓ marks lower-is-better). Click a column header to sort.</p>\n",
-    ]
-    for name, track in tracks.items():
-        rows = ranked(entries, name)
-        parts.append(f'<section id="track-{esc(name)}">\n<h2>Track <code>{esc(name)}</code></h2>\n')
-        parts.append(f"<p>{esc(track.description)}</p>\n<p class=\"protocol\">Protocol: {esc(track.protocol())}.</p>\n")
-        if not rows:
-            parts.append("<p>No accepted submissions yet.</p>\n</section>\n")
-            continue
-        headers = [
-            _th("rank", "#", "number", "ascending"), _th("name", "Submission", "text"), _th("authors", "Authors", "text"),
-            _th("agent", "Agent", "text"), *(_th(m, METRIC_LABELS[m], "number") for m in OVERALL_METRICS),
-            _th("runs", "Runs", "number"), _th("verified", "Verified", "text"), _th("date", "Date", "text"),
-        ]
-        parts.append(f'<table class="sortable" id="table-{esc(name)}">\n<thead><tr>{"".join(headers)}</tr></thead>\n<tbody>\n')
-        for rank, entry in enumerate(rows, 1):
-            meta, code = entry.submission["metadata"], entry.submission["code"]
-            authors = ", ".join(meta["authors"])
-            agent = f"{code['agent']}/{code['repr']}"
-            verified = _verified(entry)
-            cells = [
-                f'<td class="num" data-sort="{rank}">{rank}</td>',
-                f'<td data-sort="{esc(meta["name"])}"><a href="{SUBMISSIONS_DIR}/{esc(entry.id)}.html">{esc(meta["name"])}</a></td>',
-                f'<td data-sort="{esc(authors)}">{esc(authors)}</td>',
-                f'<td data-sort="{esc(agent)}"><code>{esc(agent)}</code></td>',
-            ]
-            for metric in OVERALL_METRICS:
-                estimate = entry.summary["overall"][metric]
-                cells.append(
-                    f'<td class="num" data-sort="{estimate["iqm"]!r}">{fmt(estimate["iqm"])} '
-                    f'<span class="ci">[{fmt(estimate["ci_low"])}, {fmt(estimate["ci_high"])}]</span></td>'
-                )
-            cells += [
-                f'<td class="num" data-sort="{entry.summary["num_runs"]}">{entry.summary["num_runs"]}</td>',
-                f'<td data-sort="{esc(verified)}" class="nowrap {"verified" if verified != "no" else "unverified"}">{esc(verified)}</td>',
-                f'<td data-sort="{esc(meta["date"])}" class="nowrap">{esc(meta["date"])}</td>',
-            ]
-            parts.append(f'<tr data-id="{esc(entry.id)}">{"".join(cells)}</tr>\n')
-        parts.append("</tbody>\n</table>\n</section>\n")
-    return _page(TITLE, "".join(parts), script=True)
-
-
-def _table(headers: list[str], rows: list[list[str]], numeric_from: int = 1) -> str:
-    """A table; ``rows`` hold HTML already escaped, columns from ``numeric_from`` on align right."""
-    num = ' class="num"'
-    head = "".join(f"<th{num if i >= numeric_from else ''}>{esc(h)}</th>" for i, h in enumerate(headers))
-    body = "".join(
-        "<tr>" + "".join(f"<td{num if i >= numeric_from else ''}>{cell}</td>" for i, cell in enumerate(row)) + "</tr>\n"
-        for row in rows
-    )
-    return f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}</tbody>\n</table>\n"
-
-
-def _facts(rows: list[tuple[str, str]]) -> str:
-    """A key/value table; values hold HTML already escaped."""
-    body = "".join(f'<tr><th scope="row">{esc(key)}</th><td>{value}</td></tr>\n' for key, value in rows)
-    return f'<table class="facts">\n<tbody>\n{body}</tbody>\n</table>\n'
+    return _render(INDEX_FILE, TITLE, True, tracks=_tracks_view(entries, tracks), metrics=[cell(UNDEFINED, m) for m in OVERALL_METRICS])
 
 
 def render_details(entry: Entry, track: Track) -> str:
     submission, summary = entry.submission, entry.summary
-    meta, code, environment = submission["metadata"], submission["code"], submission["environment"]
-    url = meta["url"]
-    link = f'<a href="{esc(url)}" rel="nofollow noopener noreferrer">{esc(url)}</a>' if url and URL.match(url) else "–"
-    parts = [
-        f'<p><a href="../{INDEX_FILE}">← {esc(TITLE)}</a></p>\n',
-        f"<h1>{esc(meta['name'])}</h1>\n",
-        _facts([
-            ("Authors", esc(", ".join(meta["authors"]))), ("Date", esc(meta["date"])), ("URL", link),
-            ("Track", f"<code>{esc(track.name)}</code>: {esc(track.protocol())}"),
-            ("Agent", f"<code>{esc(code['agent'])}</code> with <code>{esc(code['repr'])}</code> observations"),
-            ("Verified", esc(_verified(entry))),
-        ]),
-        f'<p class="description">{esc(meta["description"])}</p>\n' if meta["description"] else "",
-        "<h2>Scores (IQM across seeds × envs, 95 % CI)</h2>\n",
-        _table(["Metric (normalized)", "IQM", "95 % CI"], [
-            [esc(METRIC_LABELS[m]), fmt(summary["overall"][m]["iqm"]), f"[{fmt(summary['overall'][m]['ci_low'])}, {fmt(summary['overall'][m]['ci_high'])}]"]
-            for m in OVERALL_METRICS
-        ]),
-        "<h2>Per env (IQM across seeds, 95 % CI, raw units)</h2>\n",
-        _table(["Env", *(METRIC_LABELS[m] for m in ENV_METRICS)], [
-            [f"<code>{esc(env)}</code>", *(esc(estimate_text(values[m])) for m in ENV_METRICS)] for env, values in sorted(summary["envs"].items())
-        ]),
-        "<h2>Code</h2>\n",
-        _facts([
-            ("Agent _target_", f"<code>{esc(code['agent_target'])}</code>" + (" (external)" if code["external"] else "")),
-            ("Agent module SHA-256", f"<code>{esc(code['module']['name'])}</code> <code>{esc(code['module']['sha256'])}</code>" if code["module"] else "–"),
-            ("Git commit of the runs", f"<code>{esc(code['git_commit'])}</code>"),
-            ("llmrl_bench source SHA-256", f"<code>{esc(code['package_sha256'])}</code> ({esc(code['package_files'])} files)"),
-        ]),
-        "<h2>Environment</h2>\n",
-        _table(["Package", "Version"], [[f"<code>{esc(k)}</code>", esc(v)] for k, v in sorted(environment["packages"].items())], numeric_from=99),
-        _table(["Env", "Gym id", "Held-out contexts"], [
-            [f"<code>{esc(env)}</code>", f"<code>{esc(info['gym_id'])}</code>", esc(", ".join(info["held_out_contexts"]))]
-            for env, info in sorted(environment["envs"].items())
-        ], numeric_from=99),
-        f'<p class="note">Platforms: {esc("; ".join(environment["platforms"]))}</p>\n',
+    meta = submission["metadata"]
+    runs = [
+        {"env": r.env, "seed": r.seed, "run_id": r.run_id, "cells": [fmt(r.metrics[m] if r.metrics else None) for m in ENV_METRICS]}
+        for r in sorted(entry.report.runs, key=lambda r: (r.env, r.seed))
     ]
-    verification = entry.report.verification
-    if verification:
-        parts += [
-            "<h2>Verification</h2>\n",
-            _facts([
-                ("Result", "all re-runs match" if verification["verified"] else esc(f"{len(verification['mismatches'])} mismatch(es)")),
-                ("Runs re-run", " ".join(f"<code>{esc(r)}</code>" for r in verification["runs"])),
-                ("Tolerance", esc(f"{verification['tolerance']['mode']} (rtol {verification['tolerance']['rtol']}, atol {verification['tolerance']['atol']})")),
-                ("Verifier platform", esc(verification["verifier"]["platform"])),
-                ("Same llmrl_bench source", "yes" if verification["verifier"]["same_code"] else "no"),
-            ]),
-        ]
-    run_rows = sorted(entry.report.runs, key=lambda r: (r.env, r.seed))
-    parts += [
-        "<h2>Runs</h2>\n",
-        _table(["Env", "Seed", "Run id", *(METRIC_LABELS[m] for m in ENV_METRICS)], [
-            [f"<code>{esc(r.env)}</code>", str(r.seed), f"<code>{esc(r.run_id)}</code>", *(fmt(r.metrics[m]) for m in ENV_METRICS)]
-            for r in run_rows
-        ], numeric_from=1),
-    ]
-    return _page(f"{meta['name']} · {TITLE}", "".join(parts), script=False)
+    return _render(
+        "details.html", f"{meta['name']} · {TITLE}", False, meta=meta, code=submission["code"], environment=submission["environment"],
+        url=meta["url"] if meta["url"] and URL.match(meta["url"]) else "", track=track, trust=trust(entry),
+        overall=[cell(summary["overall"][m], m) for m in OVERALL_METRICS], env_labels=[METRIC_LABELS[m] for m in ENV_METRICS],
+        envs=[{"name": env, "cells": [cell(values[m], m) for m in ENV_METRICS]} for env, values in sorted(summary["envs"].items())],
+        verification=entry.report.verification, runs=runs,
+    )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from llmrl_bench.leaderboard.bundle import sha256_bytes, sha256_file
 
@@ -57,7 +57,7 @@ def code_identity(agent: str, repr: str, agent_target: str, git_commit: str | No
 
     Raises ``ImportError`` when an external agent's module cannot be found (pack installs it first).
     """
-    from llmrl_bench.runner import git_commit as checkout_commit
+    from llmrl_bench.provenance import git_commit as checkout_commit
 
     external = is_external(agent_target)
     module = None
@@ -70,17 +70,3 @@ def code_identity(agent: str, repr: str, agent_target: str, git_commit: str | No
         "git_commit": git_commit, "package_commit": checkout_commit(),
         "package_sha256": package_sha256, "package_files": package_files,
     }
-
-
-def targets(config: Any, where: str = "") -> Iterator[tuple[str, str]]:
-    """Every ``(key path, _target_)`` in a nested config."""
-    if isinstance(config, dict):
-        for key, value in config.items():
-            path = f"{where}.{key}" if where else str(key)
-            if key == "_target_" and isinstance(value, str):
-                yield path, value
-            else:
-                yield from targets(value, path)
-    elif isinstance(config, list):
-        for i, value in enumerate(config):
-            yield from targets(value, f"{where}[{i}]")

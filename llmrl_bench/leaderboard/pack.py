@@ -2,7 +2,7 @@
 
 :func:`pack` selects the completed runs of a results dir that belong to the track (its
 envs, seeds and budget; optionally one agent, repr or sweep), copies each run's
-``result.json`` and ``episodes.npz``, writes its resolved ``config.yaml``, records the
+``result.json``, ``episodes.npz`` and final policy ``policy.pt``, writes its resolved ``config.yaml``, records the
 code identity, the package and env versions and the metadata, computes ``summary.json``
 from the runs, and writes ``submission.json`` with the SHA-256 of every file last. The
 result is validated before it is moved into place: pack never leaves an invalid submission.
@@ -28,7 +28,7 @@ from omegaconf import OmegaConf
 from llmrl_bench import results
 from llmrl_bench.leaderboard import aggregate
 from llmrl_bench.leaderboard.bundle import (
-    CONFIG_FILE, RUNS_DIR, SUBMISSION_FILE, SUMMARY_FILE, is_archive, sha256_file,
+    CONFIG_FILE, POLICY_FILE, RUNS_DIR, SUBMISSION_FILE, SUMMARY_FILE, is_archive, sha256_file,
 )
 from llmrl_bench.leaderboard.identity import code_identity
 from llmrl_bench.leaderboard.tracks import Track, load_tracks
@@ -118,6 +118,8 @@ def pack(
     if not runs:
         raise PackError([f"{results_dir}: no completed runs of track {track.name} match", *notes])
     problems = _one_submission(runs)
+    problems += [f"{results.run_dir(results_dir, run.run_id)}: has no {results.POLICY_FILE} (the final policy verify re-evaluates)"
+                 for run in runs if not (results.run_dir(results_dir, run.run_id) / results.POLICY_FILE).is_file()]
     if problems:
         raise PackError(problems + notes)
 
@@ -162,6 +164,7 @@ def _write(root: Path, runs: list[results.RunResult], track: Track, metadata: Me
         folder.mkdir(parents=True)
         shutil.copyfile(source / results.RESULT_FILE, folder / results.RESULT_FILE)
         shutil.copyfile(source / results.EPISODES_FILE, folder / results.EPISODES_FILE)
+        shutil.copyfile(source / results.POLICY_FILE, folder / POLICY_FILE)
         (folder / CONFIG_FILE).write_text(OmegaConf.to_yaml(OmegaConf.create(run.config)))
     summary = aggregate.summarize(track.name, [(run.env, run.seed, aggregate.recompute_run_metrics(run.curve, specs[run.env])) for run in runs])
     (root / SUMMARY_FILE).write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")

@@ -3,22 +3,30 @@
 :func:`validate` reads a submission folder, or a ``.tar.gz`` without extracting it, and
 checks, in order:
 
-1. safety: no links, devices, absolute names or ``..`` (nothing else is read otherwise);
+1. safety: no links, devices, absolute names or ``..``, and the size caps (nothing else is
+   read otherwise); every JSON number finite (``NaN``/``Infinity`` refused at parse time);
 2. ``submission.json`` against ``llmrl_bench/schema/submission-v1.json``, and its text
    (plain text only: HTML markup is refused; the URL is empty or http(s));
 3. the checksums: every file is in the manifest with its SHA-256, and nothing else is there;
 4. each run: ``result.json`` against ``result-v1.json``, its ``run_id`` against the hash
-   of its config, ``config.yaml`` against that config, the track's standard env config,
+   of its config, the config as data of the registered schemas (``protocol``: no
+   ``_target_`` but the registered components', and the config rebuilt from the track's
+   protocol has the same ``run_id``), ``config.yaml`` against that config, ``episodes.npz``
+   from its headers first, ``policy.pt`` as tensors only (``weights_only=True``), the track's standard env config,
    gym id, budget, evaluation steps and held-out contexts, and every metric against its
    recomputation from the curve (``aggregate.recompute_run_metrics``);
 5. the track's protocol: every env, exactly seeds ``0..num_seeds-1``, one agent config per
-   env, one representation, package versions within the track's;
-6. ``summary.json``, if present, against the aggregates recomputed from the runs.
+   env, one representation, package versions within the track's, and no run under two
+   seeds (identical per-episode data or curves, when they vary at all);
+6. ``summary.json``, if present, against the aggregates recomputed from the runs;
+7. the verification record beside the folder (``<folder>.verification.json``), if current;
+   a ``verification.json`` inside the submission is ignored (a failure with ``incoming``).
 """
 
 from __future__ import annotations
 
 import datetime
+import hashlib
 import io
 import json
 import re
@@ -30,20 +38,22 @@ from typing import Any
 
 import jsonschema
 import numpy as np
+import torch
 from omegaconf import OmegaConf
 
 from llmrl_bench import results
 from llmrl_bench.leaderboard import aggregate
 from llmrl_bench.leaderboard.bundle import (
-    CONFIG_FILE, RUNS_DIR, SUBMISSION_FILE, SUMMARY_FILE, UNLISTED_FILES, VERIFICATION_FILE,
-    check_archive, is_archive, path_problem, scan_folder, sha256_bytes,
+    CONFIG_FILE, POLICY_FILE, RUNS_DIR, SUBMISSION_FILE, SUMMARY_FILE, UNLISTED_FILES, VERIFICATION_FILE,
+    check_archive, is_archive, npz_headers, path_problem, scan_folder, sha256_bytes, verification_path,
 )
-from llmrl_bench.leaderboard.identity import is_external, targets
+from llmrl_bench.leaderboard.identity import is_external
+from llmrl_bench.leaderboard.protocol import config_problems, rebuilt_run_id
 from llmrl_bench.leaderboard.tracks import EnvSpec, Track, TrackError, load_tracks
 
 SCHEMA_VERSION = 1
 SCHEMA_PATH = Path(results.__file__).with_name("schema") / f"submission-v{SCHEMA_VERSION}.json"
-RUN_FILES = (results.RESULT_FILE, results.EPISODES_FILE, CONFIG_FILE)
+RUN_FILES = (results.RESULT_FILE, results.EPISODES_FILE, CONFIG_FILE, POLICY_FILE)
 LAYOUT = re.compile(rf"^(?:{re.escape(SUMMARY_FILE)}|{RUNS_DIR}/[0-9a-f]{{16}}/(?:{'|'.join(map(re.escape, RUN_FILES))}))$")
 HTML_MARKUP = re.compile(r"<\s*[A-Za-z!/?]|&(?:#\d+|#x[0-9A-Fa-f]+|[A-Za-z]+);")
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -60,6 +70,8 @@ class CheckedRun:
     seed: int
     result: results.RunResult
     metrics: dict[str, Any] | None
+    fingerprints: tuple[str, ...] = ()
+    """Digests of its per-episode data and curve, where they vary (a copy under another seed shows)."""
 
     @property
     def label(self) -> str:
@@ -308,18 +320,32 @@ def _check_run(source, run_id: str, submission: dict, track: Track, specs: dict[
     for where, value in _strings(config):
         if "${" in value:
             report.fail(f"{label}: config.{where} holds an unresolved interpolation {_clip(value)!r}")
-    for where, target in targets(config):
-        if not where.startswith("agent.") and is_external(target):
-            report.fail(f"{label}: config.{where} is {target!r}, outside llmrl_bench; only the agent may be external")
+    unsafe = config_problems(config)
+    for line in unsafe:
+        report.fail(f"{label}: {line}")
     if f"{folder}/{CONFIG_FILE}" in source.files:
         _check_config_yaml(source.read(f"{folder}/{CONFIG_FILE}"), config, label, report)
     if f"{folder}/{results.EPISODES_FILE}" in source.files:
-        _check_episodes(source.read(f"{folder}/{results.EPISODES_FILE}"), result, label, report)
+        run.fingerprints += _check_episodes(source.read(f"{folder}/{results.EPISODES_FILE}"), result, track, label, report)
+    if f"{folder}/{POLICY_FILE}" in source.files:
+        _check_policy(source.read(f"{folder}/{POLICY_FILE}"), label, report)
 
     spec = specs.get(result.env)
     if spec is None:
         report.fail(f"{label}: env {result.env} is not in track {track.name} ({', '.join(specs)})")
         return run
+    _check_run_protocol(run, spec, track, unsafe, report)
+    return run
+
+
+def _check_run_protocol(run: CheckedRun, spec: EnvSpec, track: Track, unsafe: list[str], report: Report) -> None:
+    """The run follows the track's protocol (config, env, budget, evaluation steps) and its metrics follow its curve."""
+    result, label, config = run.result, run.label, run.result.config
+    if not unsafe and rebuilt_run_id(config, spec.config, track.budget) != result.run_id:
+        report.fail(f"{label}: its config is not the track's protocol plus agent and repr values: rebuilt from track {track.name}, it has another run_id")
+    curve = [point.get("train_return") for point in result.curve] + [point.get("held_out_return") for point in result.curve]
+    if len(set(curve)) > 1:
+        run.fingerprints += ("curve:" + sha256_bytes(json.dumps(result.curve, sort_keys=True).encode()),)
     for line in _diff(config.get("env"), spec.config, "config.env"):
         report.fail(f"{label}: {line} (track {track.name} uses the standard conf/env/{spec.option}.yaml)")
     env_info = result.env_info
@@ -331,7 +357,7 @@ def _check_run(source, run_id: str, submission: dict, track: Track, specs: dict[
     for key, value in track.budget.items():
         if budget.get(key) != value:
             report.fail(f"{label}: budget.{key} is {budget.get(key)!r} but track {track.name} requires {value}")
-    from llmrl_bench.runner import evaluation_steps
+    from llmrl_bench.evaluation import evaluation_steps
 
     steps = [point["step"] for point in result.curve]
     expected_steps = evaluation_steps(track.budget["env_steps"], track.budget["num_evals"])
@@ -352,7 +378,6 @@ def _check_run(source, run_id: str, submission: dict, track: Track, specs: dict[
         run.metrics = aggregate.recompute_run_metrics(result.curve, spec)
         for line in aggregate.differences(result.metrics, run.metrics, "metrics"):
             report.fail(f"{label}: {line.replace('the runs give', 'its curve gives')}")
-    return run
 
 
 def _check_config_yaml(data: bytes, config: dict, label: str, report: Report) -> None:
@@ -365,22 +390,58 @@ def _check_config_yaml(data: bytes, config: dict, label: str, report: Report) ->
         report.fail(f"{label}: {line} in result.json's config: config.yaml and result.json disagree")
 
 
-def _check_episodes(data: bytes, result: results.RunResult, label: str, report: Report) -> None:
+def _check_episodes(data: bytes, result: results.RunResult, track: Track, label: str, report: Report) -> tuple[str, ...]:
+    """Check the per-episode data, headers first; returns its fingerprint if its returns vary."""
+    max_rows = result.provenance["env_steps"] if isinstance(result.provenance.get("env_steps"), int) else track.budget["env_steps"]
     try:
+        headers = npz_headers(data)
+        lengths = {name: shape for name, (shape, _) in headers.items()}
+        if sorted(headers) != sorted(EPISODE_COLUMNS) or len(set(lengths.values())) != 1 or len(next(iter(lengths.values()))) != 1:
+            report.fail(f"{label}: {results.EPISODES_FILE} must hold 1-D columns {', '.join(EPISODE_COLUMNS)} of one length; has {lengths}")
+            return ()
+        if next(iter(lengths.values()))[0] > max_rows:
+            report.fail(f"{label}: {results.EPISODES_FILE} holds {next(iter(lengths.values()))[0]} episodes, more than the run's {max_rows} env steps allow")
+            return ()
         with np.load(io.BytesIO(data), allow_pickle=False) as npz:
             columns = {name: npz[name] for name in npz.files}
-    except Exception as error:  # noqa: BLE001 - pickles, truncation, anything else
-        report.fail(f"{label}: {results.EPISODES_FILE} is not a readable npz without pickles: {_clip(str(error))}")
-        return
-    lengths = {name: column.shape for name, column in columns.items()}
-    if sorted(columns) != sorted(EPISODE_COLUMNS) or len({shape for shape in lengths.values()}) != 1 or len(next(iter(lengths.values()))) != 1:
-        report.fail(f"{label}: {results.EPISODES_FILE} must hold 1-D columns {', '.join(EPISODE_COLUMNS)} of one length; has {lengths}")
-        return
+    except Exception as error:  # noqa: BLE001 - pickles, truncation, oversized arrays, anything else
+        report.fail(f"{label}: {results.EPISODES_FILE} is not a readable npz of plain arrays within the caps: {_clip(str(error), 200)}")
+        return ()
     step = columns["step"]
     if not all(np.issubdtype(c.dtype, np.number) and np.all(np.isfinite(c)) for c in columns.values()):
         report.fail(f"{label}: {results.EPISODES_FILE} holds non-numeric or non-finite values")
     elif step.size and (np.any(np.diff(step) < 0) or step[-1] > result.provenance["env_steps"]):
         report.fail(f"{label}: {results.EPISODES_FILE} steps are not increasing within the run's {result.provenance['env_steps']} env steps")
+    if np.unique(columns["return"]).size < 2 and np.unique(columns["length"]).size < 2:
+        return ()  # an agent that never varies: its episodes cannot tell seeds apart
+    digest = hashlib.sha256(b"".join(np.ascontiguousarray(columns[name]).tobytes() for name in EPISODE_COLUMNS)).hexdigest()
+    return ("episodes:" + digest,)
+
+
+def load_policy_state(data: bytes) -> Any:
+    """A policy file's content, read as data only (``torch.load(weights_only=True)``); raises on pickled code."""
+    return torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")
+
+
+def _check_policy(data: bytes, label: str, report: Report) -> None:
+    try:
+        state = load_policy_state(data)
+    except Exception as error:  # noqa: BLE001 - pickled code, truncation, anything else
+        report.fail(f"{label}: {POLICY_FILE} is not a weights-only torch file (tensors, dicts, lists, numbers): {_clip(str(error), 160)}")
+        return
+    tensors = [value for value in _leaves(state) if isinstance(value, torch.Tensor)]
+    if not tensors:
+        report.fail(f"{label}: {POLICY_FILE} holds no tensors")
+    elif not all(torch.isfinite(t).all() for t in tensors if t.is_floating_point() or t.is_complex()):
+        report.fail(f"{label}: {POLICY_FILE} holds non-finite weights")
+
+
+def _leaves(value: Any) -> list[Any]:
+    if isinstance(value, dict):
+        return [leaf for item in value.values() for leaf in _leaves(item)]
+    if isinstance(value, (list, tuple)):
+        return [leaf for item in value for leaf in _leaves(item)]
+    return [value]
 
 
 # ------------------------------------------------------------------------- protocol
@@ -423,6 +484,18 @@ def _check_protocol(runs: list[CheckedRun], submission: dict, track: Track, spec
         for run in completed[1:]:
             for line in _diff(run.result.config.get("repr"), reference.result.config.get("repr"), "config.repr"):
                 report.fail(f"{run.label}: repr config differs from {reference.label}'s: {line}")
+    _check_duplicates(completed, report)
+
+
+def _check_duplicates(runs: list[CheckedRun], report: Report) -> None:
+    """One run submitted under two seeds: identical per-episode data or curves (where they vary)."""
+    first: dict[tuple[str, str], CheckedRun] = {}
+    for run in sorted(runs, key=lambda r: (r.env, r.seed, r.run_id)):
+        for fingerprint in run.fingerprints:
+            other = first.setdefault((run.env, fingerprint), run)
+            if other is not run:
+                what = "per-episode data" if fingerprint.startswith("episodes:") else "curve"
+                report.fail(f"{run.label}: identical {what} to {other.label}: one run submitted under two seeds")
 
 
 def _check_environment(runs: list[CheckedRun], submission: dict, track: Track, specs: dict[str, EnvSpec], report: Report) -> None:
@@ -496,17 +569,26 @@ def _check_summary(source, files: set[str], report: Report) -> None:
 
 
 def _check_verification(source, files: set[str], report: Report, incoming: bool) -> None:
-    if VERIFICATION_FILE not in files:
+    if VERIFICATION_FILE in files:
+        if incoming:
+            report.fail(f"{VERIFICATION_FILE}: present in an incoming submission; only a maintainer's verify writes a record, beside the folder")
+        else:
+            report.warnings.append(f"{VERIFICATION_FILE}: inside the submission, so ignored; verify writes its record beside the folder")
+    if not isinstance(source, _Folder):
         return
-    if incoming:
-        report.fail(f"{VERIFICATION_FILE}: present in an incoming submission; only a maintainer's verify writes it")
+    path = verification_path(source.root)
+    if path.is_symlink() or not path.is_file():
         return
-    record = _json(source.read(VERIFICATION_FILE), VERIFICATION_FILE, report, fatal=False)
+    name = path.name
+    if path.stat().st_size > 1024**2:
+        report.warnings.append(f"{name}: larger than 1 MiB, not a verification record; unverified")
+        return
+    record = _json(path.read_bytes(), name, report, fatal=False)
     error = jsonschema.exceptions.best_match(verification_validator().iter_errors(record)) if record is not None else None
     if record is None or error is not None:
-        report.warnings.append(f"{VERIFICATION_FILE}: not a valid verification record{': ' + _clip(error.message) if error else ''}; unverified")
+        report.warnings.append(f"{name}: not a valid verification record{': ' + _clip(error.message) if error else ''}; unverified")
     elif record["submission_sha256"] != report.submission_sha256:
-        report.warnings.append(f"{VERIFICATION_FILE}: made for another {SUBMISSION_FILE} (stale); verify again")
+        report.warnings.append(f"{name}: made for another {SUBMISSION_FILE} (stale); verify again")
     else:
         report.verification = record
 
@@ -524,7 +606,10 @@ def _env_info(spec: EnvSpec) -> dict[str, Any]:
 
 def _json(data: bytes, name: str, report: Report, fatal: bool = True) -> Any:
     try:
-        value = json.loads(data)
+        value = json.loads(data, parse_constant=results.reject_non_finite)
+    except results.NonFiniteNumber as error:
+        report.fail(f"{name}: {error}")
+        return None
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         if fatal:
             report.fail(f"{name}: not valid JSON: {error}")

@@ -51,6 +51,13 @@ class ModelNotFoundError(ValueError):
     """The configured model is not installed or does not exist; the message says how to fix it."""
 
 
+def _quiet_loading() -> None:
+    """No per-tensor progress bars: a sweep's display shows one line per run, not stale loader bars."""
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()
+
+
 def load_model(
     name: str = DEFAULT_MODEL, device: str = "cpu", dtype: str = "float32", cached: bool = True
 ) -> tuple[Any, Any]:
@@ -78,7 +85,7 @@ def load_model(
     key = (name, device, dtype)
     if cached and key in _LOADED:
         return _LOADED[key]
-
+    _quiet_loading()
     if name == DEFAULT_MODEL:
         model, tokenizer = _load_smollm2(DTYPES[dtype])
     elif name == TINY_RANDOM:

@@ -9,25 +9,21 @@ from llmrl_bench.representations.text import (
     TextConfig,
     TextObservation,
     TextRepresentation,
-    action_names,
     describe_cartpole,
     describe_minigrid,
     describer,
 )
 from llmrl_bench.representations.vector import MiniGridVector, VectorConfig, VectorRepresentation
 
-REPR_SCHEMAS = {"vector_schema": VectorConfig, "text_schema": TextConfig}
 
 __all__ = [
     "CARTPOLE_ACTION_NAMES",
     "MINIGRID_ACTION_NAMES",
-    "REPR_SCHEMAS",
     "MiniGridVector",
     "Representation",
     "TextObservation",
     "TextRepresentation",
     "VectorRepresentation",
-    "action_names",
     "describe_cartpole",
     "describe_minigrid",
     "describer",

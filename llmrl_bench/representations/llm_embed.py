@@ -23,6 +23,8 @@ import numpy as np
 import torch
 from gymnasium.wrappers.vector import TransformObservation
 
+from llmrl_bench.registry import register
+from llmrl_bench.errors import ConfigError
 from llmrl_bench.representations.base import Representation
 from llmrl_bench.representations.text import TextRepresentation
 
@@ -71,11 +73,9 @@ def check_model_config(llm: LLMModelConfig, key: str) -> None:
     """One line naming ``<key>.<field>`` and what is allowed, before any model loads.
 
     Raises:
-        llmrl_bench.runner.ConfigError
+        llmrl_bench.errors.ConfigError
     """
     from llmrl_bench.llm.model import DEVICES, DTYPES
-    from llmrl_bench.runner import ConfigError
-
     reason = model_unavailable(llm.model)
     if reason:
         raise ConfigError(f"{key}.model={llm.model!r} {reason}")
@@ -186,6 +186,7 @@ class LLMEmbedRepresentation(Representation):
         }
 
 
+@register("repr", "llm_embed")
 @dataclass
 class LLMEmbedConfig:
     """A frozen LLM's mean-pooled hidden state of the text observation (``repr=llm_embed``)."""

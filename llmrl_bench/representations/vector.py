@@ -17,6 +17,7 @@ import numpy as np
 from gymnasium.wrappers.vector import TransformObservation
 from minigrid.core.constants import COLOR_TO_IDX, OBJECT_TO_IDX, STATE_TO_IDX
 
+from llmrl_bench.registry import register
 from llmrl_bench.representations.base import Representation
 
 if TYPE_CHECKING:
@@ -95,6 +96,7 @@ class VectorRepresentation(Representation):
         raise ValueError(f"vector representation: unknown env family {suite.family!r}")
 
 
+@register("repr", "vector")
 @dataclass
 class VectorConfig:
     """Flat float32 features: CartPole's state, or MiniGrid's view + direction + position (``repr=vector``)."""

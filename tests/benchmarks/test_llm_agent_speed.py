@@ -29,7 +29,8 @@ from llmrl_bench.agents.llm_zero_shot import LLMZeroShot
 from llmrl_bench.envs import MazeSuite
 from llmrl_bench.llm.model import smollm2_gguf_path
 from llmrl_bench.representations import TextRepresentation
-from llmrl_bench.runner import RunEnvs
+from llmrl_bench.run_envs import RunEnvs
+from tests.conftest import build_agent
 from tests.benchmarks.test_llm_cache import NUM_ENVS, SPEEDUP_TARGET, THREADS, matmul_peak, report
 
 #: Batched steps per measurement (each is NUM_ENVS env steps).
@@ -45,10 +46,8 @@ pytestmark = [
 
 def play(envs: RunEnvs, batched_steps: int, **llm) -> tuple[float, float, float]:
     """(env steps, seconds, counted FLOPs) of a fresh zero-shot agent playing ``batched_steps`` steps."""
-    agent = LLMZeroShot(
-        envs.observation_space, envs.action_space, seed=0, n_envs=NUM_ENVS,
-        llm={"model": "smollm2-135m", "device": "cpu", "score_cache": False, **llm},
-    )
+    agent = build_agent("llm_zero_shot", envs, 0, n_envs=NUM_ENVS,
+                        llm={"model": "smollm2-135m", "device": "cpu", "score_cache": False, **llm})
     agent.policy.ensure_loaded()  # the model is cached per process: loading is not timed
     start = time.perf_counter()
     agent.learn(envs, batched_steps * NUM_ENVS, NullHooks())

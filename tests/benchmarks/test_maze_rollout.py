@@ -20,10 +20,12 @@ import numpy as np
 import pytest
 import torch
 from hydra.utils import instantiate
+from omegaconf import OmegaConf
 
 from llmrl_bench.agents.base import NullHooks
 from llmrl_bench.envs.base import TRAIN
-from llmrl_bench.runner import RunEnvs
+from llmrl_bench.run_envs import RunEnvs
+from llmrl_bench.runner import build_agent
 
 pytestmark = pytest.mark.benchmark(group="maze_rollout", min_rounds=1, warmup=False)
 
@@ -47,7 +49,7 @@ def raw_steps_per_second(suite, steps: int, cache_observations: bool) -> float:
 def ppo_steps_per_second(cfg, steps: int, n_epochs: int | None) -> float:
     envs = RunEnvs(instantiate(cfg.env), instantiate(cfg.repr))
     overrides = {} if n_epochs is None else {"n_epochs": n_epochs}
-    agent = instantiate(cfg.agent, observation_space=envs.observation_space, action_space=envs.action_space, seed=0, **overrides)
+    agent = build_agent(OmegaConf.merge(cfg.agent, overrides), envs, seed=0)
     started = time.perf_counter()
     agent.learn(envs, steps, NullHooks())
     return agent.global_step / (time.perf_counter() - started)

@@ -35,7 +35,8 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from llmrl_bench.agents import AGENT_SCHEMAS
+from llmrl_bench import registry
+from llmrl_bench.runner import build_agent
 from llmrl_bench.agents.base import NullHooks
 from llmrl_bench.config import CONFIG_DIR
 from llmrl_bench.envs.base import EVAL_SEED_OFFSET
@@ -136,10 +137,8 @@ class ClockCallback(BaseCallback):
 
 def cartpole_config(algo: str) -> tuple[dict, int]:
     """The agent hyperparameters and budget the suite uses for ``algo`` on CartPole."""
-    agent = OmegaConf.load(CONFIG_DIR / "agent" / f"{algo}.yaml")
-    agent.pop("defaults")
     hparams = OmegaConf.load(CONFIG_DIR / "hparams" / f"{algo}_cartpole.yaml")
-    merged = OmegaConf.merge(OmegaConf.structured(AGENT_SCHEMAS[f"{algo}_schema"]), agent, hparams.get("agent", {}))
+    merged = OmegaConf.merge(OmegaConf.structured(registry.schemas("agent")[algo]), hparams.get("agent", {}))
     budget = max(int(hparams.budget.env_steps * BUDGET_FRACTION), 1_000)
     return OmegaConf.to_container(merged), budget
 
@@ -211,7 +210,7 @@ def summary(clock: EvalClock, steps: int, act: Callable[[np.ndarray], np.ndarray
 
 def train_ours(algo: str, cfg: dict, budget: int) -> dict:
     envs = CartPoleEnvs()
-    agent = instantiate(cfg, observation_space=envs.observation_space, action_space=envs.action_space, seed=SEED)
+    agent = build_agent(cfg, envs, seed=SEED)
     act = lambda obs: agent.act(obs, greedy=True)  # noqa: E731
     clock = EvalClock(act)
     agent.learn(envs, budget, ClockHooks(clock))

@@ -1,0 +1,61 @@
+"""Where a run's numbers came from: package versions, the git commit, the machine, time and memory."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import platform
+import resource
+import subprocess
+from pathlib import Path
+from typing import Any
+
+PROVENANCE_PACKAGES = ("llmrl_bench", "torch", "numpy", "gymnasium", "minigrid", "hydra-core", "wandb", "transformers")
+
+
+def package_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in PROVENANCE_PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def git_commit() -> str | None:
+    """The checkout's commit, with ``+dirty`` when tracked files differ from it."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return commit + ("+dirty" if dirty else "")
+
+
+def peak_memory_mb() -> float:
+    """Peak resident memory of this process (Linux reports ru_maxrss in KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_provenance(start: dict[str, Any], wall_seconds: float, env_steps: int, **extra: Any) -> dict[str, Any]:
+    """One run's provenance: ``start`` (read when the run began: commit, packages, platform, threads)
+    plus its cost so far. ``wall_seconds`` covers the whole run, resumed parts included."""
+    return {
+        **start,
+        "wall_seconds": wall_seconds,
+        "env_steps": int(env_steps),
+        "env_steps_per_second": env_steps / max(wall_seconds, 1e-9),
+        "peak_memory_mb": peak_memory_mb(),
+        **extra,
+    }
+
+
+def start_provenance(torch_threads: int) -> dict[str, Any]:
+    """What is read once, when a run starts: the code and the machine it runs on."""
+    return {
+        "packages": package_versions(),
+        "git_commit": git_commit(),
+        "platform": platform.platform(),
+        "torch_threads": torch_threads,
+    }
