@@ -33,7 +33,7 @@ from llmrl_bench import metrics, registry, results
 from llmrl_bench.config import CONFIG_DIR, CONFIG_NAME, RunConfig, group_options, register_configs
 from llmrl_bench.envs.base import EVAL_SEED_OFFSET, TRAIN
 from llmrl_bench.metrics import HEADLINE_METRICS
-from llmrl_bench.representations.text import action_names
+from llmrl_bench.agents.llm_policy import default_actions
 from llmrl_bench.run_envs import RunEnvs
 from llmrl_bench.runner import build_agent, experiment_config
 from llmrl_bench.stats import iqm_across_seeds
@@ -354,6 +354,14 @@ def _rerun_hint(result: results.RunResult) -> str:
     return f"run it first with `{command}` (today's config gives it a new run_id), then watch the run dir it prints"
 
 
+def _action_names(count: int) -> list[str]:
+    """The names the LLM agents' prompts use, or ``action i`` where an env has no default names."""
+    try:
+        return default_actions(count)
+    except ValueError:
+        return [f"action {i}" for i in range(count)]
+
+
 def watch_command(args: argparse.Namespace) -> int:
     result, policy = _policy_of(args.run)
     gif = _gif_path(args.gif)
@@ -365,7 +373,7 @@ def watch_command(args: argparse.Namespace) -> int:
     contexts = [TRAIN, *envs.suite.held_out_contexts]
     if args.context not in contexts:
         raise CommandError(f"--context {args.context}: not a context of {envs.suite.name}; allowed: {', '.join(contexts)}")
-    names = action_names(envs.suite)
+    names = _action_names(envs.action_space.n)
     name_width = max(map(len, names))
     env = envs.make(args.context)
     frames = []
