@@ -71,6 +71,27 @@ def mlp(
     return nn.Sequential(*layers)
 
 
+class DuelingQNetwork(nn.Module):
+    """Dueling Q-network (Wang et al. 2016): a shared MLP trunk, then a value and an advantage head.
+
+    ``Q(s, a) = V(s) + A(s, a) - mean_a A(s, a)``: the mean-subtracted form of the paper's eq. 9,
+    so the value head learns what all actions share and the advantages only their differences.
+    """
+
+    def __init__(self, in_dim: int, hidden: Sequence[int], out_dim: int, activation: str = "relu"):
+        super().__init__()
+        if not hidden:
+            raise ValueError("a dueling network needs at least one hidden layer")
+        self.trunk = nn.Sequential(mlp(in_dim, hidden[:-1], hidden[-1], activation), ACTIVATIONS[activation]())
+        self.value = nn.Linear(hidden[-1], 1)
+        self.advantage = nn.Linear(hidden[-1], out_dim)
+
+    def forward(self, observations: torch.Tensor) -> torch.Tensor:
+        features = self.trunk(observations)
+        advantages = self.advantage(features)
+        return self.value(features) + advantages - advantages.mean(-1, keepdim=True)
+
+
 def flat_parameters(*modules: nn.Module) -> nn.Parameter:
     """One parameter tensor whose slices are the modules' parameters, and whose ``.grad`` holds theirs.
 
