@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import ClassVar
 from pathlib import Path
 
 import gymnasium as gym
@@ -41,6 +42,9 @@ from llmrl_bench.agents.networks import (
 @dataclass
 class DQNConfig:
     """DQN hyperparameters; defaults are RL Zoo's tuned CartPole-v1 values (SB3 names)."""
+
+    IDENTITY_NEUTRAL: ClassVar[dict] = {"n_step": 1, "dueling": False}
+    """Options added after results were recorded: at these values they stay out of the run_id."""
 
     _target_: str = "llmrl_bench.agents.dqn.DQN"
     learning_rate: float = 2.3e-3

@@ -14,7 +14,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import ClassVar, Optional
 
 import gymnasium as gym
 import numpy as np
@@ -31,6 +31,9 @@ LOG_EVERY_STEPS = 1000
 @dataclass
 class QLearningConfig:
     """Tabular Q-learning hyperparameters; defaults suit small MiniGrid mazes."""
+
+    IDENTITY_NEUTRAL: ClassVar[dict] = {"n_step": 1, "anneal_lr": False}
+    """Options added after results were recorded: at these values they stay out of the run_id."""
 
     _target_: str = "llmrl_bench.agents.q_learning.QLearning"
     learning_rate: float = 0.1
