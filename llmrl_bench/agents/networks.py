@@ -8,6 +8,7 @@ from typing import Iterator, Sequence
 
 import gymnasium as gym
 import numpy as np
+from gymnasium.wrappers import utils as gymnasium_utils
 import torch
 from torch import nn
 
@@ -147,25 +148,18 @@ def linear_schedule(start: float, end: float, fraction: float, progress: float) 
     return start + (end - start) * min(progress / fraction, 1.0)
 
 
-class RunningMeanStd:
-    """Running mean and variance of observations (SB3's ``VecNormalize``), numpy float64."""
+class RunningMeanStd(gymnasium_utils.RunningMeanStd):
+    """Gymnasium's running mean and variance (Chan et al.'s parallel update, float64), which also skips
+    empty batches and saves its state as tensors (for checkpoints)."""
 
     def __init__(self, shape: tuple[int, ...], epsilon: float = 1e-4):
-        self.mean = np.zeros(shape, np.float64)
-        self.var = np.ones(shape, np.float64)
-        self.count = epsilon
+        super().__init__(epsilon=epsilon, shape=shape)
 
     def update(self, batch: np.ndarray) -> None:
-        """Chan et al.'s parallel update with a ``(batch, *shape)`` array; an empty batch changes nothing."""
+        """Update with a ``(batch, *shape)`` array; an empty batch changes nothing."""
         if len(batch) == 0:  # every env of a vector env resetting at once (e.g. simultaneous timeouts)
             return
-        batch_mean, batch_var, batch_count = batch.mean(0), batch.var(0), batch.shape[0]
-        delta = batch_mean - self.mean
-        total = self.count + batch_count
-        self.mean = self.mean + delta * batch_count / total
-        m2 = self.var * self.count + batch_var * batch_count + delta**2 * self.count * batch_count / total
-        self.var = m2 / total
-        self.count = total
+        super().update(batch)
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return {
