@@ -182,12 +182,8 @@ class DQN:
             start_time, start_step = time.perf_counter(), self.global_step
 
             while self.global_step < total_steps:
-                epsilon = linear_schedule(
-                    cfg.exploration_initial_eps,
-                    cfg.exploration_final_eps,
-                    cfg.exploration_fraction,
-                    self.global_step / total_steps,
-                )
+                epsilon = linear_schedule(cfg.exploration_initial_eps, cfg.exploration_final_eps,
+                                          cfg.exploration_fraction, self.global_step / total_steps)
                 if self.global_step < cfg.learning_starts or self.rng.random() < epsilon:
                     action = int(self.rng.integers(self.n_actions))
                 else:

@@ -129,12 +129,8 @@ class QLearning:
         start_time, start_step, last_log_step = time.perf_counter(), self.global_step, self.global_step
 
         while self.global_step < total_steps:
-            epsilon = linear_schedule(
-                cfg.exploration_initial_eps,
-                cfg.exploration_final_eps,
-                cfg.exploration_fraction,
-                self.global_step / total_steps,
-            )
+            epsilon = linear_schedule(cfg.exploration_initial_eps, cfg.exploration_final_eps,
+                                      cfg.exploration_fraction, self.global_step / total_steps)
             learning_rate = cfg.learning_rate * (1.0 - self.global_step / total_steps) if cfg.anneal_lr else cfg.learning_rate
             values = self._values(key)
             if self.rng.random() < epsilon:
