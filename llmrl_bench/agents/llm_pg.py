@@ -39,9 +39,8 @@ from llmrl_bench.agents.llm_policy import (
     FineTune,
     LLMConfig,
     LLMPolicy,
-    as_llm_config,
     candidate_actions,
-    check_llm_config,
+    checked_llm_config,
     seeded_torch,
 )
 from llmrl_bench.agents.networks import mlp
@@ -123,10 +122,10 @@ class LLMPG:
     @staticmethod
     def check_config(cfg: Any) -> None:
         """One-line errors for a model that cannot load or an invalid ``llm`` setting."""
-        llm = as_llm_config(cfg.agent.llm)
-        if llm.temperature <= 0:
-            raise ConfigError(f"agent.llm.temperature={llm.temperature} must be > 0 for llm_pg (it is the policy's softmax temperature)")
-        check_llm_config(llm)
+        temperature = cfg.agent.llm.temperature
+        if temperature <= 0:
+            raise ConfigError(f"agent.llm.temperature={temperature} must be > 0 for llm_pg (it is the policy's softmax temperature)")
+        checked_llm_config(cfg)
 
     # ------------------------------------------------------------------ model
     def _build(self) -> None:
