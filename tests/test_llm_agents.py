@@ -32,7 +32,7 @@ from llmrl_bench.llm import settings
 from llmrl_bench.llm.settings import MODEL_FIELDS
 from llmrl_bench.runner import experiment_config, run
 from tests.conftest import build_agent
-from tests.conftest import load_experiment, run_cli
+from tests.conftest import REPO, load_experiment, run_cli
 from tests.test_agents import RecordingHooks
 
 LLM_AGENTS = ("llm_zero_shot", "llm_pg")
@@ -345,3 +345,17 @@ def test_cpu_flags_are_read_from_cpuinfo(tmp_path):
         cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {flags}\n\nprocessor\t: 1\nflags\t\t: {flags}\n")
         assert settings.cpu_has_fast_bf16(cpuinfo) is expected
     assert settings.cpu_has_fast_bf16(tmp_path / "missing") is False
+
+
+def test_migration_to_the_top_level_llm_node(make_config):
+    """experiments/migrate_llm_config.py: an old-layout run gets today's config and run_id; the committed ones are migrated."""
+    module = load_experiment("migrate_llm_config")
+    config = experiment_config(make_config("agent=llm_pg", "env=maze"))
+    old = {**config, "agent": {**config["agent"], "llm": {**config["agent"]["llm"], "autocast": "bfloat16"}}}
+    del old["llm"]
+    record = {"run_id": results.run_id(old), "config": old, "provenance": {}}
+    fresh = module.migrated(record)
+    assert fresh["config"] == config and fresh["run_id"] == results.run_id(config) != record["run_id"]
+    assert fresh["provenance"] == {"llm_autocast": "bfloat16", "llm_device": "cpu"}
+    assert module.migrated(fresh) == fresh
+    assert module.migrate(REPO / "results" / "reference", check=True) == []
