@@ -59,8 +59,8 @@ ALLOWED_CLASS_MODULES = (
     "minigrid.core.", "minigrid.envs.", "llmrl_bench.envs.", "llmrl_bench.representations.vector", "llmrl_bench.representations.text",
     "llmrl_bench.run_envs",
 )
-#: Functions a checkpoint may reference by name (MiniGrid's mission functions).
-ALLOWED_FUNCTION_MODULES = ("minigrid.envs.", "llmrl_bench.envs.")
+#: Functions a checkpoint may reference by name (MiniGrid's mission functions, the text descriptions of repr=text).
+ALLOWED_FUNCTION_MODULES = ("minigrid.envs.", "llmrl_bench.envs.", "llmrl_bench.representations.text")
 NUMPY_KINDS = "biufcUS"
 BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
 TAG = "__codec__"

@@ -243,6 +243,29 @@ class LLMPolicy:
             return self.action_ids[self.sample(scores, self.eval_generator)]
         return self.action_ids[self.choose(scores, greedy)]
 
+    # ---------------------------------------------------------- checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        """Sampling generators, memoised scores and compute counters (the weights are the agent's)."""
+        counters = self.scorer.counters
+        return {
+            "generator": self.generator.get_state(),
+            "eval_generator": self.eval_generator.get_state(),
+            "scores": dict(self.scores),
+            "score_hits": self.score_hits,
+            "score_misses": self.score_misses,
+            "env_steps": self.env_steps,
+            "counters": {"llm_tokens": counters.llm_tokens, "llm_flops": counters.llm_flops, "llm_seconds": counters.llm_seconds},
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.ensure_loaded()
+        self.generator.set_state(state["generator"])
+        self.eval_generator.set_state(state["eval_generator"])
+        self.scores = dict(state["scores"])
+        self.score_hits, self.score_misses, self.env_steps = state["score_hits"], state["score_misses"], state["env_steps"]
+        for name, value in state["counters"].items():
+            setattr(self.scorer.counters, name, value)
+
     # ------------------------------------------------------------- accounting
     def provenance(self) -> dict[str, float | str]:
         """The compute numbers of :meth:`charts` and where the model ran: ``llm_device``, ``llm_autocast`` (``auto`` resolved)."""
