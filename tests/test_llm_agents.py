@@ -359,3 +359,22 @@ def test_migration_to_the_top_level_llm_node(make_config):
     assert fresh["provenance"] == {"llm_autocast": "bfloat16", "llm_device": "cpu"}
     assert module.migrated(fresh) == fresh
     assert module.migrate(REPO / "results" / "reference", check=True) == []
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("agent", LLM_AGENTS)
+def test_llm_agents_run_on_the_gpu(make_config, tmp_path, agent):
+    """``llm.device=cuda``: model, scoring and the PPO update run on the GPU; the run completes with finite numbers."""
+    cfg = make_config(*agent_overrides(agent), "llm.device=cuda", "env=maze", *SMALL_RUN, f"results_dir={tmp_path}")
+    assert run(cfg) is not None
+    [result_file] = tmp_path.glob("runs/*/result.json")
+    provenance = json.loads(result_file.read_text())["provenance"]
+    assert provenance["llm_device"].startswith("cuda") and provenance["llm_tokens"] > 0
+    assert provenance["llm_autocast"] in ("bfloat16", "float16")
+    if agent == "llm_pg":
+        pg = tiny_pg(llm={"device": "cuda"})
+        pg.learn(maze_envs(), 32, NullHooks())
+        assert {p.device.type for p in pg.llm_parameters} == {"cuda"}
+        assert {p.device.type for p in pg.value_head.parameters()} == {"cuda"}
+        assert all(torch.isfinite(p).all() for p in pg.llm_parameters)
+        assert all(float(state["step"]) > 0 for state in pg.optimizer.state_dict()["state"].values())  # it trained
