@@ -20,7 +20,7 @@ logged and a stopped run restarts from step 0.
 It is written atomically every ``checkpoint.every_steps`` env steps and when a
 pre-emption signal arrives (SIGTERM, SIGUSR1, SIGUSR2), at the agent's next
 ``hooks.checkpoint_point``, and deleted once the run's ``result.json`` is written.
-Only agents with ``resumable = True`` (dqn, ppo) checkpoint; the others keep the
+Only agents with ``resumable = True`` (dqn, ppo, llm_pg) checkpoint; the others keep the
 default signal behaviour and restart from step 0.
 
 Signals follow submitit's protocol: the handler only notes the signal; once the

@@ -66,7 +66,7 @@ class LoggerConfig:
 
 @dataclass
 class CheckpointConfig:
-    """Mid-training checkpoints of resumable agents (dqn, ppo); see ``docs/cluster.md``."""
+    """Mid-training checkpoints of resumable agents (dqn, ppo, llm_pg); see ``docs/cluster.md``."""
 
     enabled: bool = True
     """Save checkpoints, resume from them and stop cleanly on SIGTERM/SIGUSR1/SIGUSR2."""
