@@ -53,16 +53,30 @@ def only_result(results_dir: Path) -> results.RunResult:
     return loaded[0]
 
 
-@pytest.mark.parametrize("agent", sorted(RESUMABLE))
-def test_sigterm_then_rerun_resumes_and_matches_an_uninterrupted_run(tmp_path, make_config, agent):
-    args = [f"agent={agent}", *COMMON, *RESUMABLE[agent]]
+def start_after_reference(args: list[str], tmp_path: Path, make_config, name: str):
+    """An uninterrupted reference run; then the same run through the CLI, running once its first checkpoint exists."""
     run(make_config(*args, f"results_dir={tmp_path / 'reference'}"))
     reference = only_result(tmp_path / "reference")
-
-    out = tmp_path / "interrupted"
+    out = tmp_path / name
     checkpoint_path = results.run_dir(out, reference.run_id) / checkpoint.CHECKPOINT_FILE
     proc = start_cli(*args, f"results_dir={out}", cwd=tmp_path)
     wait_for(checkpoint_path.exists, proc)
+    return reference, out, checkpoint_path, proc
+
+
+def rerun_resumes(args: list[str], out: Path, tmp_path: Path) -> int:
+    """The same command again: it succeeds and says from which step it resumed."""
+    again = run_cli(*args, f"results_dir={out}", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-3000:]
+    resumed = re.search(r"resume .* from step (\d+)", again.stdout + again.stderr)
+    assert resumed, again.stderr[-3000:]
+    return int(resumed.group(1))
+
+
+@pytest.mark.parametrize("agent", sorted(RESUMABLE))
+def test_sigterm_then_rerun_resumes_and_matches_an_uninterrupted_run(tmp_path, make_config, agent):
+    args = [f"agent={agent}", *COMMON, *RESUMABLE[agent]]
+    reference, out, checkpoint_path, proc = start_after_reference(args, tmp_path, make_config, "interrupted")
     proc.send_signal(signal.SIGTERM)
     output = proc.communicate(timeout=120)[0]
     assert proc.returncode == 128 + signal.SIGTERM, output[-3000:]
@@ -70,11 +84,7 @@ def test_sigterm_then_rerun_resumes_and_matches_an_uninterrupted_run(tmp_path, m
     assert stopped, output[-3000:]
     assert checkpoint_path.exists() and results.completed_result(out, reference.run_id) is None
 
-    again = run_cli(*args, f"results_dir={out}", cwd=tmp_path)
-    assert again.returncode == 0, again.stderr[-3000:]
-    resumed = re.search(r"resume .* from step (\d+)", again.stdout + again.stderr)
-    assert resumed, again.stderr[-3000:]
-    assert resumed.group(1) == stopped.group(1) and 0 < int(stopped.group(1)) < reference.provenance["env_steps"]
+    assert rerun_resumes(args, out, tmp_path) == int(stopped.group(1)) and 0 < int(stopped.group(1)) < reference.provenance["env_steps"]
     result = only_result(out)
     assert result.metrics == reference.metrics
     assert result.curve == reference.curve
@@ -86,21 +96,11 @@ def test_sigterm_then_rerun_resumes_and_matches_an_uninterrupted_run(tmp_path, m
 def test_sigkill_then_rerun_resumes_llm_pg_and_matches_an_uninterrupted_run(tmp_path, make_config):
     """kill -9 after a checkpoint: the same command resumes from it and ends as an uninterrupted run."""
     args = ["agent=llm_pg", *COMMON, *RESUMABLE["llm_pg"]]
-    run(make_config(*args, f"results_dir={tmp_path / 'reference'}"))
-    reference = only_result(tmp_path / "reference")
-
-    out = tmp_path / "killed"
-    checkpoint_path = results.run_dir(out, reference.run_id) / checkpoint.CHECKPOINT_FILE
-    proc = start_cli(*args, f"results_dir={out}", cwd=tmp_path)
-    wait_for(checkpoint_path.exists, proc)
+    reference, out, checkpoint_path, proc = start_after_reference(args, tmp_path, make_config, "killed")
     os.killpg(proc.pid, signal.SIGKILL)
     proc.communicate(timeout=60)
     assert proc.returncode == -signal.SIGKILL and results.completed_result(out, reference.run_id) is None
-
-    again = run_cli(*args, f"results_dir={out}", cwd=tmp_path)
-    assert again.returncode == 0, again.stderr[-3000:]
-    resumed = re.search(r"resume .* from step (\d+)", again.stdout + again.stderr)
-    assert resumed and 0 < int(resumed.group(1)) < reference.provenance["env_steps"], again.stderr[-3000:]
+    assert 0 < rerun_resumes(args, out, tmp_path) < reference.provenance["env_steps"]
     result = only_result(out)
     assert (result.metrics, result.curve) == (reference.metrics, reference.curve)
     assert result.provenance["llm_env_steps"] == reference.provenance["llm_env_steps"]  # counters carried over
