@@ -29,7 +29,7 @@ from hydra.core.override_parser.types import Override, RangeSweep
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from llmrl_bench import sweep
+from llmrl_bench import commands, sweep
 from llmrl_bench.config import CONFIG_DIR, CONFIG_NAME, group_options, register_configs
 from llmrl_bench.errors import ConfigError, RunFailed
 from llmrl_bench.progress import terminal_line
@@ -219,6 +219,10 @@ def hydra_main(cfg: DictConfig) -> float | None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] and argv[0] in commands.SUBCOMMANDS:
+        sys.exit(commands.main(argv))
+    if any(arg in commands.HELP_FLAGS for arg in argv):
+        return commands.print_help(argv)
     try:
         argv, num_jobs = check_command_line(argv)
     except ConfigError as error:

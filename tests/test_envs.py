@@ -35,7 +35,18 @@ from llmrl_bench.envs import (
     maze_layouts,
     shortest_solution,
 )
-from llmrl_bench.envs.maze import DEFAULT_REWARD_THRESHOLD, HELD_OUT, STEP_PENALTY_REWARD_THRESHOLD, MazeLayout
+from llmrl_bench.envs.maze import (
+    DEFAULT_REWARD_THRESHOLD,
+    HELD_OUT,
+    STEP_PENALTY_REWARD_THRESHOLD,
+    MazeLayout,
+    held_out_maze_keys,
+    layout_optimal_return,
+)
+from llmrl_bench.envs.maze_solver import CARDINAL_HEADINGS, HEADING_VECTORS, optimal_return
+from llmrl_bench.cli import check_command_line
+from llmrl_bench.errors import ConfigError
+from tests.conftest import run_cli
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 ENV_OPTIONS = sorted(path.stem for path in (CONF_DIR / "env").glob("*.yaml"))
@@ -57,6 +68,8 @@ def compose_env(option: str, *overrides: str):
 
 SUITES: dict[str, EnvSuite] = {option: instantiate(compose_env(option)) for option in ENV_OPTIONS}
 SUITES["maze_step_penalty"] = MazeSuite(reward="step_penalty")
+SUITES["maze_cardinal"] = MazeSuite(actions="cardinal", reward="step_penalty")
+SUITES["maze_fresh_layouts"] = MazeSuite(train_sizes=[7, 9], num_train_layouts="inf")
 SUITE_CONTEXTS = [(name, context) for name, suite in SUITES.items() for context in [TRAIN, *suite.held_out_contexts]]
 
 
@@ -145,7 +158,7 @@ def test_env_config_rejects_wrong_values():
     with pytest.raises(ConfigCompositionException):
         compose_env("maze", "env.no_such_field=1")
     with pytest.raises(ConfigCompositionException):
-        compose_env("maze", "env.num_train_layouts=many")
+        compose_env("maze", "env.actions=diagonal")
 
 
 @pytest.mark.parametrize("env_class", [MazeEnv, CartPolePhysicsEnv])
@@ -416,3 +429,153 @@ def test_cached_maze_observations_equal_rendered_ones(sizes, split):
             assert (reward_cached, done_cached) == (reward_rendered, done_rendered)
             if done_cached:
                 break
+
+
+# ---- ceilings -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["maze", "maze_step_penalty", "maze_cardinal", "maze_fresh_layouts"])
+def test_maze_ceiling_is_the_optimum_of_the_layout_each_seed_loads(name):
+    suite = SUITES[name]
+    for context in [TRAIN, *suite.held_out_contexts]:
+        env = suite.make(context)
+        for seed in (0, 5, EVAL_SEED_OFFSET, EVAL_SEED_OFFSET + 7):
+            env.reset(seed=seed)
+            layout = env.unwrapped.layout
+            assert suite.layout_at_reset(context, seed) == layout
+            expected = optimal_return(layout, suite.actions, suite.reward, env.unwrapped.max_steps)
+            assert suite.optimal_return(context, seed) == expected
+        ceilings = suite.optimal_returns(context)
+        if context == TRAIN and suite.num_train_layouts == math.inf:
+            assert ceilings is None
+        else:
+            assert list(ceilings) == [suite.optimal_return(context, k) for k in range(len(suite.layouts(context)))]
+            assert (suite.score_range[0] < ceilings).all() and (ceilings <= suite.score_range[1]).all()
+
+
+def test_maze_ceilings_are_those_of_shortest_solutions():
+    suite = SUITES["maze"]
+    for layout, ceiling in zip(suite.layouts("held_out_9x9"), suite.optimal_returns("held_out_9x9")):
+        assert ceiling == 1 - 0.9 * (len(shortest_solution(layout)) / (4 * 81))
+    assert layout_optimal_return(layout, "all", "default", 4) == ceiling  # the 4 extra actions never help
+
+
+def test_other_suites_declare_their_ceilings():
+    assert SUITES["cartpole"].optimal_return("long_pole", 3) == 500.0
+    assert SUITES["cartpole"].optimal_returns(TRAIN) is None
+    with pytest.raises(ValueError):
+        SUITES["cartpole"].optimal_return("no_such_context", 0)
+    assert SUITES["MiniGrid-Empty-Random-5x5-v0"].optimal_return(TRAIN, 0) < 1.0  # exact: walls and a goal
+    assert SUITES["MiniGrid-DoorKey-5x5-v0"].optimal_return(TRAIN, 0) == 1.0  # the documented maximum
+
+
+# ---- cardinal actions -----------------------------------------------------------------------
+
+
+def test_cardinal_actions_move_in_compass_directions():
+    env = MazeSuite(actions="cardinal").make(TRAIN).unwrapped
+    assert env.action_space.n == 4
+    rng = np.random.default_rng(0)
+    env.reset(seed=2)
+    for action in rng.integers(0, 4, size=300):
+        before = tuple(env.agent_pos)
+        heading = CARDINAL_HEADINGS[action]
+        dx, dy = HEADING_VECTORS[heading]
+        blocked = env.layout.wall_grid[before[1] + dy, before[0] + dx]
+        _, _, terminated, _, _ = env.step(int(action))
+        assert env.agent_dir == heading  # the view faces the way it moved
+        assert tuple(env.agent_pos) == (before if blocked else (before[0] + dx, before[1] + dy))
+        if terminated:
+            env.reset()
+    assert [HEADING_VECTORS[CARDINAL_HEADINGS[a]] for a in range(4)] == [(0, -1), (0, 1), (-1, 0), (1, 0)]  # up, down, left, right
+
+
+# ---- number of training layouts -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("count", [1, 8, 100])
+def test_finite_layout_counts_extend_one_sequence(count):
+    train = maze_layouts(7, TRAIN, count, 16)
+    assert len(train) == count == len({layout.maze_key for layout in train})
+    assert train[: min(count, 32)] == maze_layouts(7, TRAIN, 32, 16)[: min(count, 32)]
+    held_out = maze_layouts(7, HELD_OUT, count, 16)
+    assert not {layout.maze_key for layout in train} & {layout.maze_key for layout in held_out}
+
+
+def test_fresh_layouts_are_new_every_episode_and_never_held_out():
+    suite = SUITES["maze_fresh_layouts"]
+    env = suite.make(TRAIN).unwrapped
+    env.reset(seed=0)
+    played = [env.reset()[1] for _ in range(400)]
+    assert {info["maze_size"] for info in played} == {7, 9} and all(info["layout_index"] == -1 for info in played)
+    assert len({(info["maze_size"], info["layout_seed"]) for info in played}) >= 395
+    held_out = {layout.maze_key for context in suite.held_out_contexts for layout in suite.layouts(context)}
+    assert held_out == held_out_maze_keys(7, 16) | held_out_maze_keys(9, 16) | held_out_maze_keys(11, 16)
+    assert not {generate_maze_layout(info["maze_size"], info["layout_seed"]).maze_key for info in played} & held_out
+    with pytest.raises(ValueError):
+        env.reset(options={"layout_index": 0})
+
+
+def test_fresh_layouts_reject_held_out_mazes_by_construction():
+    # 3x3 mazes come in 4 shapes and 2 are held out: about half the draws hit one and must be redrawn.
+    suite = MazeSuite(train_sizes=[3], held_out_sizes=[3], num_train_layouts="inf", num_held_out_layouts=2)
+    held_out = {layout.maze_key for layout in suite.layouts("held_out_3x3")}
+    env = suite.make(TRAIN).unwrapped
+    env.reset(seed=0)
+    trained = set()
+    for _ in range(200):
+        env.reset()
+        trained.add(env.layout.maze_key)
+    assert len(held_out) == 2 and len(trained) == 2 and not trained & held_out
+
+
+@pytest.mark.parametrize("value", [0, -3, "many", 2.5, True, None])
+def test_bad_layout_counts_fail_in_one_line(make_config, value):
+    cfg = make_config("env=maze", f"env.num_train_layouts={'null' if value is None else value}")
+    with pytest.raises(ConfigError) as error:
+        MazeSuite.check_config(cfg)
+    message = str(error.value)
+    assert "\n" not in message and message.startswith("env.num_train_layouts=") and "allowed: a positive integer, or inf" in message
+    with pytest.raises(ValueError, match="^num_train_layouts="):
+        MazeSuite(num_train_layouts=value)
+
+
+@pytest.mark.parametrize(
+    "override, key",
+    [("env.train_sizes=[8]", "train_sizes"), ("env.held_out_sizes=[]", "held_out_sizes"), ("env.num_held_out_layouts=0", "num_held_out_layouts"),
+     ("env.max_steps_factor=0", "max_steps_factor"), ("env.train_sizes=[3]", "num_train_layouts")],
+)
+def test_bad_maze_settings_fail_in_one_line(make_config, override, key):
+    with pytest.raises(ConfigError, match=f"^env.{key}="):
+        MazeSuite.check_config(make_config("env=maze", override))
+
+
+@pytest.mark.parametrize("value, expected", [("1", 1), ("2048", 2048), ("inf", math.inf)])
+def test_good_layout_counts_pass(make_config, value, expected):
+    cfg = make_config("env=maze", f"env.num_train_layouts={value}")
+    MazeSuite.check_config(cfg)
+    assert instantiate(cfg.env).num_train_layouts == expected
+
+
+# ---- recommended discount -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("agent", ["q_learning", "dqn", "ppo", "reinforce", "llm_pg"])
+def test_step_penalty_sets_the_agents_gamma_unless_the_user_does(make_config, agent):
+    default = make_config(f"agent={agent}", "env=maze").agent.gamma
+    assert default != 0.9
+    assert make_config(f"agent={agent}", "env=maze", "env.reward=step_penalty").agent.gamma == 0.9
+    assert make_config(f"agent={agent}", "env=maze", "env.reward=step_penalty", "agent.gamma=0.95").agent.gamma == 0.95
+    assert make_config(f"agent={agent}", "env=cartpole").agent.gamma != 0.9
+
+
+def test_maze_experiments_pass_the_cli_check():
+    assert check_command_line(["-m", "experiment=maze_levels"])[1] == 30  # 6 layout counts x 5 seeds
+    assert check_command_line(["-m", "experiment=seed_maze"])[1] == 5
+
+
+@pytest.mark.parametrize("value", ["0", "many"])
+def test_cli_rejects_a_bad_layout_count_in_one_line_with_exit_2(tmp_path, value):
+    result = run_cli(f"env.num_train_layouts={value}", f"results_dir={tmp_path}", "logger=none")
+    assert result.returncode == 2 and not any(tmp_path.iterdir())
+    assert result.stderr.count("\n") == 1 and "env.num_train_layouts=" in result.stderr and "allowed: a positive integer, or inf" in result.stderr

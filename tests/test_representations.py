@@ -23,7 +23,6 @@ from llmrl_bench.representations import (
     Representation,
     TextRepresentation,
     VectorRepresentation,
-    action_names,
     describe_cartpole,
     describe_minigrid,
 )
@@ -205,14 +204,6 @@ def test_cartpole_text_of_hand_built_states():
     assert describe_cartpole([-0.004, -1.236, -0.1, 0.0]) == (
         "Cart position 0.00 m, moving left at 1.24 m/s; pole angle 5.7 degrees to the left, rotating right at 0.0 degrees/s."
     )
-
-
-def test_action_names_match_the_action_spaces():
-    assert action_names(SUITES["maze"]) == ["turn left", "turn right", "go forward"]
-    assert action_names(SUITES["doorkey"]) == ["turn left", "turn right", "go forward", "pick up", "drop", "toggle", "done"]
-    assert action_names(SUITES["cartpole"]) == ["push the cart left", "push the cart right"]
-    for suite in SUITES.values():
-        assert len(action_names(suite)) == suite.make(TRAIN).action_space.n
 
 
 def test_maze_text_rules_reach_the_goal():

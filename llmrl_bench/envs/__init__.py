@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import gymnasium as gym
 import minigrid  # noqa: F401  (registers the MiniGrid-* ids)
+from omegaconf import OmegaConf
 
-from llmrl_bench.envs.base import EVAL_SEED_OFFSET, TRAIN, EnvSuite
+from llmrl_bench.envs.base import EVAL_SEED_OFFSET, RECOMMENDED_GAMMA_RESOLVER, TRAIN, EnvSuite, recommended_gamma
 from llmrl_bench.envs.cartpole import CARTPOLE_CONTEXTS, CartPoleConfig, CartPolePhysicsEnv, CartPoleSuite
 from llmrl_bench.envs.maze import (
     DEFAULT_REWARD_THRESHOLD,
@@ -25,6 +26,7 @@ from llmrl_bench.envs.maze import (
     maze_max_steps,
     shortest_solution,
 )
+from llmrl_bench.envs.maze_solver import optimal_q_values, optimal_return, shortest_actions
 from llmrl_bench.envs.minigrid_ids import HeldOutSeeds, MiniGridConfig, MiniGridSuite, TrainingSeeds
 
 
@@ -63,6 +65,7 @@ def _register_all() -> None:
 
 
 _register_all()
+OmegaConf.register_new_resolver(RECOMMENDED_GAMMA_RESOLVER, recommended_gamma, replace=True)
 
 __all__ = [
     "CARTPOLE_CONTEXTS",
@@ -80,5 +83,8 @@ __all__ = [
     "generate_maze_layout",
     "maze_id",
     "maze_layouts",
+    "optimal_q_values",
+    "optimal_return",
+    "shortest_actions",
     "shortest_solution",
 ]

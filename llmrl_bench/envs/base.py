@@ -7,13 +7,24 @@ which ids/contexts form the training distribution and which are held out.
 
 from __future__ import annotations
 
+import dataclasses
 from abc import ABC, abstractmethod
+from typing import Any
+
 import gymnasium as gym
+import numpy as np
+from hydra.utils import get_class
+
+from llmrl_bench import registry
 
 TRAIN = "train"
 
 #: Evaluation episodes are reset with seeds from here on, never used in training.
 EVAL_SEED_OFFSET = 1_000_003
+
+#: OmegaConf resolver: ``gamma: ${recommended_gamma:0.99}`` is the env's recommended discount, else 0.99
+#: (``${recommended_gamma:}``: else the agent's own default).
+RECOMMENDED_GAMMA_RESOLVER = "recommended_gamma"
 
 
 class EnvSuite(ABC):
@@ -27,6 +38,18 @@ class EnvSuite(ABC):
         max_episode_steps: the training env's time limit.
         held_out_contexts: names of the held-out variants, never seen in training.
         family: ``"classic_control"`` or ``"minigrid"``; tells representations how to read observations.
+        recommended_gamma: the discount the env's reward is meant for (the maze's ``step_penalty``:
+            0.9), or ``None``; agent configs read it through ``${recommended_gamma:<fallback>}``.
+
+    Ceilings (best possible returns), for normalized returns and the optimality gap:
+
+    - ``optimal_return(context, seed)``: the best return any policy earns in the episode that
+      ``make(context).reset(seed=seed)`` starts, or ``None`` where the suite cannot say.
+      Exact for the maze (every layout solved) and for MiniGrid grids of walls and a goal;
+      CartPole gives its documented maximum, 500 (which a good controller reaches).
+    - ``optimal_returns(context)``: one exact ceiling per layout of ``context``, in layout-index
+      order (``reset(seed=s)`` plays layout ``s mod len``), where ``context`` has a fixed list of
+      layouts (the maze with finite ``num_train_layouts``); ``None`` otherwise.
     """
 
     name: str
@@ -36,6 +59,20 @@ class EnvSuite(ABC):
     max_episode_steps: int
     held_out_contexts: list[str]
     family: str
+    recommended_gamma: float | None = None
+
+    @classmethod
+    def recommended_gamma_of(cls, env_cfg: Any) -> float | None:
+        """The ``recommended_gamma`` of the suite that ``env_cfg`` (an ``env`` config node) builds, without building it."""
+        return None
+
+    def optimal_return(self, context: str, seed: int) -> float | None:
+        """Best return of the episode ``make(context).reset(seed=seed)`` starts; ``None``: unknown (see the class docstring)."""
+        return None
+
+    def optimal_returns(self, context: str) -> np.ndarray | None:
+        """Ceiling of each layout of ``context`` in layout-index order, where it has a fixed list of layouts; else ``None``."""
+        return None
 
     @abstractmethod
     def make(self, context: str = TRAIN) -> gym.Env:
@@ -45,3 +82,21 @@ class EnvSuite(ABC):
         """``num_envs`` raw training envs in one natively vectorised env (autoreset mode NEXT_STEP),
         or ``None`` when the suite has none (the runner then steps single envs together)."""
         return None
+
+
+def recommended_gamma(fallback: float | None = None, *, _parent_: Any, _root_: Any) -> float:
+    """Resolver of ``gamma: ${recommended_gamma:<fallback>}`` in an agent's config (``conf/hparams/*_maze.yaml``).
+
+    The discount the config's env recommends (``recommended_gamma_of``), else ``fallback``, else
+    (``${recommended_gamma:}``) the default of the agent schema's ``gamma``. A user's
+    ``agent.gamma=...`` replaces the interpolation, so it always wins.
+    """
+    env_cfg = _root_.get("env")
+    if env_cfg is not None and "_target_" in env_cfg:
+        gamma = get_class(env_cfg._target_).recommended_gamma_of(env_cfg)
+        if gamma is not None:
+            return gamma
+    if fallback is not None:
+        return fallback
+    schema = registry.schema_of(str(_parent_._target_))
+    return next(field.default for field in dataclasses.fields(schema) if field.name == "gamma")

@@ -95,12 +95,18 @@ class CartPoleSuite(EnvSuite):
         self.name = name
         self.held_out_contexts = list(held_out_contexts)
 
-    def make(self, context: str = TRAIN) -> gym.Env:
-        if context == TRAIN:
-            return gym.make(CARTPOLE_ID)
-        if context not in self.held_out_contexts:
+    def optimal_return(self, context: str, seed: int) -> float:
+        """The documented maximum, 500 (+1 per step, 500-step limit, in every context)."""
+        self._check_context(context)
+        return float(self.max_episode_steps)
+
+    def _check_context(self, context: str) -> None:
+        if context != TRAIN and context not in self.held_out_contexts:
             raise ValueError(f"unknown CartPole context {context!r}; expected {TRAIN!r} or one of {self.held_out_contexts}")
-        return gym.make(CARTPOLE_CONTEXTS[context][0])
+
+    def make(self, context: str = TRAIN) -> gym.Env:
+        self._check_context(context)
+        return gym.make(CARTPOLE_ID if context == TRAIN else CARTPOLE_CONTEXTS[context][0])
 
     def make_native_vec(self, num_envs: int) -> gym.vector.VectorEnv:
         """Gymnasium's numpy-vectorised CartPole (autoreset mode NEXT_STEP, 500-step limit)."""

@@ -6,11 +6,14 @@ cells sit at odd grid coordinates, so a 7x7 maze has 4x4 corridor cells, a 9x9 m
 11x11 maze 6x6. Each layout (walls, start cell, start direction, goal cell) is a pure function
 of ``(size, layout_seed)``; training layouts come from seeds 0, 1, 2, ... and held-out layouts
 from seeds ``HELD_OUT_LAYOUT_SEED_BASE`` on, skipping any whose walls equal a training maze.
+With ``num_train_layouts=inf`` every training episode draws a fresh layout from seeds below
+``HELD_OUT_LAYOUT_SEED_BASE``, rejecting any whose walls equal a held-out maze.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 from collections import deque
 from dataclasses import dataclass, field
 from enum import Enum
@@ -24,8 +27,11 @@ from minigrid.core.mission import MissionSpace
 from minigrid.core.world_object import Goal, Wall
 from minigrid.minigrid_env import MiniGridEnv
 
-from llmrl_bench.registry import register
+import llmrl_bench.envs.maze_solver as maze_solver
 from llmrl_bench.envs.base import TRAIN, EnvSuite
+from llmrl_bench.envs.maze_solver import CARDINAL_HEADINGS, HEADING_VECTORS
+from llmrl_bench.errors import ConfigError
+from llmrl_bench.registry import register
 
 #: Candidate seeds of training layouts are 0, 1, 2, ...; held-out candidates start here.
 HELD_OUT_LAYOUT_SEED_BASE = 1_000_000
@@ -42,10 +48,11 @@ class MazeReward(str, Enum):
 
 
 class MazeActions(str, Enum):
-    """Action spaces of the maze: MiniGrid's 3 moves (default) or all 7 (4 of them no-ops here)."""
+    """Action spaces of the maze: MiniGrid's 3 moves (default), all 7 (4 of them no-ops here) or 4 compass moves."""
 
     navigation = "navigation"
     all = "all"
+    cardinal = "cardinal"
 
 
 #: Discount under which the ``step_penalty`` reward reproduces the classic maze example.
@@ -61,8 +68,24 @@ REGISTERED_MAZE_SIZES = (7, 9, 11)
 
 HELD_OUT = "held_out"
 
-# Agent headings as MiniGrid numbers them: east, south, west, north (x grows east, y south).
-_HEADINGS = ((1, 0), (0, 1), (-1, 0), (0, -1))
+#: Smallest maze size (an interior of 2x2 corridor cells).
+MIN_MAZE_SIZE = 3
+
+#: ``num_train_layouts`` values, for error messages.
+ALLOWED_LAYOUT_COUNTS = "a positive integer, or inf (a fresh layout every episode)"
+
+
+def parse_layout_count(value: Any, key: str = "num_train_layouts", unlimited: bool = True) -> int | float:
+    """``value`` as a layout count: a positive int, or ``math.inf`` for ``inf`` (float or string) when ``unlimited``.
+
+    Raises ``ValueError`` with one line naming ``key``, the bad value and the allowed ones.
+    """
+    if unlimited and (value == math.inf or (isinstance(value, str) and value.strip().lower() in ("inf", ".inf", "infinity"))):
+        return math.inf
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 1:
+        return int(value)
+    allowed = ALLOWED_LAYOUT_COUNTS if unlimited else "a positive integer"
+    raise ValueError(f"{key}={value!r} is not a layout count; allowed: {allowed}")
 
 
 def maze_id(size: int, split: str = TRAIN) -> str:
@@ -105,15 +128,9 @@ class MazeLayout:
         """Hash of the size and walls only: two layouts with one key are the same maze."""
         return hashlib.sha256(f"{self.size}:".encode() + self.walls).hexdigest()
 
-    @cached_property
-    def layout_key(self) -> str:
-        """Hash of the whole layout (walls, start cell, start direction, goal cell)."""
-        extra = f":{self.start}:{self.start_dir}:{self.goal}".encode()
-        return hashlib.sha256(self.maze_key.encode() + extra).hexdigest()
-
 
 def _open_neighbours(walls: np.ndarray, x: int, y: int):
-    for dx, dy in _HEADINGS:
+    for dx, dy in HEADING_VECTORS:
         if not walls[y + dy, x + dx]:
             yield x + dx, y + dy
 
@@ -132,30 +149,12 @@ def path_distances(layout: MazeLayout, source: tuple[int, int]) -> dict[tuple[in
     return distances
 
 
-def shortest_solution(layout: MazeLayout) -> list[int]:
-    """A shortest action sequence (0 turn left, 1 turn right, 2 forward) from the start to the goal."""
-    walls = layout.wall_grid
-    start = (*layout.start, layout.start_dir)
-    parents: dict[tuple[int, int, int], tuple[tuple[int, int, int], int] | None] = {start: None}
-    frontier = deque([start])
-    while frontier:
-        state = frontier.popleft()
-        x, y, heading = state
-        if (x, y) == layout.goal:
-            actions = []
-            while parents[state] is not None:
-                state, action = parents[state]
-                actions.append(action)
-            return actions[::-1]
-        dx, dy = _HEADINGS[heading]
-        successors = [((x, y, (heading - 1) % 4), 0), ((x, y, (heading + 1) % 4), 1)]
-        if not walls[y + dy, x + dx]:
-            successors.append(((x + dx, y + dy, heading), 2))
-        for successor, action in successors:
-            if successor not in parents:
-                parents[successor] = (state, action)
-                frontier.append(successor)
-    raise ValueError(f"goal unreachable in maze {layout}")
+def shortest_solution(layout: MazeLayout, actions: str = "navigation") -> list[int]:
+    """A shortest action sequence from the start to the goal (navigation: 0 turn left, 1 turn right, 2 forward)."""
+    solution = maze_solver.shortest_actions(layout, actions)
+    if solution is None:
+        raise ValueError(f"goal unreachable in maze {layout}")
+    return solution
 
 
 def generate_maze_layout(size: int, layout_seed: int) -> MazeLayout:
@@ -166,8 +165,8 @@ def generate_maze_layout(size: int, layout_seed: int) -> MazeLayout:
     cells). Start cell and direction: uniform. Goal cell: uniform among the cells whose path
     distance from the start is at least half the largest such distance, so episodes are never trivial.
     """
-    if size < 3 or size % 2 == 0:
-        raise ValueError(f"maze size must be odd and >= 3, got {size}")
+    if size < MIN_MAZE_SIZE or size % 2 == 0:
+        raise ValueError(f"maze size must be odd and >= {MIN_MAZE_SIZE}, got {size}")
     rng = np.random.default_rng([size, layout_seed])
     cells = (size + 1) // 2
     width = size + 2
@@ -182,7 +181,7 @@ def generate_maze_layout(size: int, layout_seed: int) -> MazeLayout:
         cx, cy = stack[-1]
         unvisited = [
             (cx + dx, cy + dy)
-            for dx, dy in _HEADINGS
+            for dx, dy in HEADING_VECTORS
             if 0 <= cx + dx < cells and 0 <= cy + dy < cells and not visited[cy + dy, cx + dx]
         ]
         if not unvisited:
@@ -226,21 +225,54 @@ def _distinct_layouts(size: int, seed_base: int, count: int, excluded: frozenset
 
 
 @lru_cache(maxsize=None)
-def maze_layouts(size: int, split: str, num_train_layouts: int = 32, num_held_out_layouts: int = 16) -> tuple[MazeLayout, ...]:
+def maze_layouts(
+    size: int, split: str, num_train_layouts: int | float = 32, num_held_out_layouts: int = 16
+) -> tuple[MazeLayout, ...]:
     """The layouts of one size and split, in a fixed order.
 
     Training: the first ``num_train_layouts`` distinct mazes from layout seeds 0, 1, 2, ...
     Held-out: the first ``num_held_out_layouts`` distinct mazes from layout seeds
     ``HELD_OUT_LAYOUT_SEED_BASE``, ... whose walls differ from every training maze of that size
     (the training set of ``num_train_layouts``), so no held-out maze is ever trained on.
+    With ``num_train_layouts=inf`` the training split has no fixed list (a ``ValueError``)
+    and nothing is skipped: the training env rejects held-out mazes instead (:func:`fresh_training_layout`).
     """
+    if split not in (TRAIN, HELD_OUT):
+        raise ValueError(f"split must be {TRAIN!r} or {HELD_OUT!r}, got {split!r}")
+    if num_train_layouts == math.inf:
+        if split == TRAIN:
+            raise ValueError("num_train_layouts=inf has no fixed training layouts: each episode draws a fresh one")
+        return _distinct_layouts(size, HELD_OUT_LAYOUT_SEED_BASE, num_held_out_layouts, frozenset())
     train = _distinct_layouts(size, 0, num_train_layouts, frozenset())
     if split == TRAIN:
         return train
-    if split == HELD_OUT:
-        excluded = frozenset(layout.maze_key for layout in train)
-        return _distinct_layouts(size, HELD_OUT_LAYOUT_SEED_BASE, num_held_out_layouts, excluded)
-    raise ValueError(f"split must be {TRAIN!r} or {HELD_OUT!r}, got {split!r}")
+    excluded = frozenset(layout.maze_key for layout in train)
+    return _distinct_layouts(size, HELD_OUT_LAYOUT_SEED_BASE, num_held_out_layouts, excluded)
+
+
+@lru_cache(maxsize=None)
+def held_out_maze_keys(size: int, num_held_out_layouts: int) -> frozenset[str]:
+    """Maze keys of the held-out layouts of ``size`` under ``num_train_layouts=inf``, which training rejects."""
+    return frozenset(layout.maze_key for layout in maze_layouts(size, HELD_OUT, math.inf, num_held_out_layouts))
+
+
+def fresh_training_layout(rng: np.random.Generator, sizes: Sequence[int], num_held_out_layouts: int) -> MazeLayout:
+    """A training layout drawn with ``rng`` for ``num_train_layouts=inf``: uniform size, then a uniform
+    layout seed in ``[0, HELD_OUT_LAYOUT_SEED_BASE)``, redrawn while its walls equal a held-out maze."""
+    size = int(sizes[int(rng.integers(0, len(sizes)))])
+    excluded = held_out_maze_keys(size, num_held_out_layouts)
+    while True:
+        layout = generate_maze_layout(size, int(rng.integers(0, HELD_OUT_LAYOUT_SEED_BASE)))
+        if layout.maze_key not in excluded:
+            return layout
+
+
+def interleaved_layouts(
+    sizes: Sequence[int], split: str, num_train_layouts: int | float, num_held_out_layouts: int
+) -> tuple[MazeLayout, ...]:
+    """The layouts of an env of ``sizes`` in layout-index order: sizes interleaved (first of each size, then second, ...)."""
+    per_size = [maze_layouts(size, split, num_train_layouts, num_held_out_layouts) for size in sizes]
+    return tuple(layout for group in zip(*per_size) for layout in group)
 
 
 def _maze_mission() -> str:
@@ -258,15 +290,19 @@ class MazeEnv(MiniGridEnv):
 
     A perfect maze (one path between any two cells, carved by randomized depth-first search)
     with a green goal cell. Each reset loads one layout of a fixed set: the training layouts or
-    the held-out layouts of the configured sizes. A maze of size ``n`` has an ``n x n`` interior
-    (corridor cells at odd coordinates, internal walls between them) inside the outer wall, so
-    the grid is ``(n + 2) x (n + 2)`` and a 7x7 maze has 4x4 corridor cells. The agent sees the
-    standard 7x7 egocentric view; walls block its sight (``see_through_walls=False``).
+    the held-out layouts of the configured sizes; with ``num_train_layouts=inf`` the training
+    split instead draws a fresh layout every episode, never a held-out maze. A maze of size
+    ``n`` has an ``n x n`` interior (corridor cells at odd coordinates, internal walls between
+    them) inside the outer wall, so the grid is ``(n + 2) x (n + 2)`` and a 7x7 maze has 4x4
+    corridor cells. The agent sees the standard 7x7 egocentric view; walls block its sight
+    (``see_through_walls=False``).
 
     Layout choice: ``reset(seed=s)`` loads layout ``s mod L`` (``L`` layouts, sizes interleaved:
     index 0 is the first layout of the first size, index 1 the first of the second size, ...),
     so consecutive evaluation seeds cover every layout once before repeating; ``reset()`` draws
     the layout with the env's RNG; ``reset(options={"layout_index": k})`` loads layout ``k``.
+    With ``num_train_layouts=inf`` every reset draws a fresh layout with the env's RNG
+    (``reset(seed=s)`` reseeds it first, so a seed still fixes the layout).
 
     ## Mission Space
 
@@ -287,12 +323,16 @@ class MazeEnv(MiniGridEnv):
     ``actions="navigation"`` (default) keeps only actions 0-2, ``Discrete(3)``: a maze has
     nothing to pick up or toggle, and the 4 no-op actions would make a random walk more than
     twice as slow to explore. ``actions="all"`` keeps MiniGrid's ``Discrete(7)``.
+    ``actions="cardinal"`` is ``Discrete(4)``, the classic maze example's moves: 0 up, 1 down,
+    2 left, 3 right. The agent first faces that compass direction (north, south, west, east),
+    then steps one cell forward unless a wall is there, so the egocentric view looks the way
+    it last moved; one action is one step.
 
     ## Observation
 
     MiniGrid's dict: ``image`` (7x7x3 egocentric view of object, colour, state indices),
     ``direction`` (0 east, 1 south, 2 west, 3 north) and ``mission``. The reset info holds
-    ``layout_index``, ``layout_seed`` and ``maze_size``.
+    ``layout_index`` (-1 for a fresh layout), ``layout_seed`` and ``maze_size``.
 
     ## Rewards
 
@@ -324,7 +364,7 @@ class MazeEnv(MiniGridEnv):
         self,
         sizes: Sequence[int] = (7,),
         split: str = TRAIN,
-        num_train_layouts: int = 32,
+        num_train_layouts: int | float | str = 32,
         num_held_out_layouts: int = 16,
         reward: str = "default",
         max_steps_factor: int = 4,
@@ -339,13 +379,21 @@ class MazeEnv(MiniGridEnv):
         self.split = split
         self.reward_mode = MazeReward(reward).value
         self.max_steps_factor = int(max_steps_factor)
-        per_size = [maze_layouts(size, split, num_train_layouts, num_held_out_layouts) for size in self.sizes]
-        self.layouts: tuple[MazeLayout, ...] = tuple(layout for group in zip(*per_size) for layout in group)
+        self.num_held_out_layouts = parse_layout_count(num_held_out_layouts, "num_held_out_layouts", unlimited=False)
+        num_train_layouts = parse_layout_count(num_train_layouts)
+        #: Fresh layouts every episode (``num_train_layouts=inf`` on the training split); ``layouts`` is then empty.
+        self.fresh_layouts = split == TRAIN and num_train_layouts == math.inf
+        self.layouts: tuple[MazeLayout, ...] = (
+            () if self.fresh_layouts else interleaved_layouts(self.sizes, split, num_train_layouts, self.num_held_out_layouts)
+        )
         # One shared Wall: MiniGrid only reads walls, and rebuilding ~50 objects per reset is the reset's main cost.
         self._wall = Wall()
-        self._wall_cells = [[self._wall if wall else None for wall in layout.walls] for layout in self.layouts]
+        self._wall_cells = [self._wall_row(layout) for layout in self.layouts]
+        # Fresh layouts rarely recur: memoise their observations for the current episode only.
+        self._episode_observations: dict[tuple, np.ndarray] | None = {} if self.fresh_layouts else None
         self._requested_layout: int | None = None
         self.layout_index = 0
+        self._layout: MazeLayout | None = None
         largest = max(self.sizes)
         super().__init__(
             mission_space=MissionSpace(mission_func=_maze_mission),
@@ -354,18 +402,23 @@ class MazeEnv(MiniGridEnv):
             see_through_walls=see_through_walls,
             **kwargs,
         )
-        if self.actions_mode == MazeActions.navigation.value:
-            self.action_space = gym.spaces.Discrete(3)  # MiniGrid.step reads actions by number: 0-2 are the moves
+        if self.actions_mode != MazeActions.all.value:  # MiniGrid.step reads actions by number: 0-2 are the moves
+            self.action_space = gym.spaces.Discrete(maze_solver.NUM_ACTIONS[self.actions_mode])
+
+    def _wall_row(self, layout: MazeLayout) -> list[Wall | None]:
+        return [self._wall if wall else None for wall in layout.walls]
 
     @property
     def layout(self) -> MazeLayout:
         """The layout of the current episode."""
-        return self.layouts[self.layout_index]
+        return self._layout if self._layout is not None else self.layouts[self.layout_index]
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         if options and "layout_index" in options:
+            if self.fresh_layouts:
+                raise ValueError("num_train_layouts=inf has no layout indices: reset with a seed instead")
             self._requested_layout = int(options["layout_index"]) % len(self.layouts)
-        elif seed is not None:
+        elif seed is not None and not self.fresh_layouts:
             self._requested_layout = seed % len(self.layouts)
         else:
             self._requested_layout = None
@@ -374,15 +427,22 @@ class MazeEnv(MiniGridEnv):
         return obs, info
 
     def _gen_grid(self, width: int, height: int) -> None:
-        if self._requested_layout is None:
-            self.layout_index = int(self._rand_int(0, len(self.layouts)))
+        if self.fresh_layouts:
+            self.layout_index = -1
+            self._layout = fresh_training_layout(self.np_random, self.sizes, self.num_held_out_layouts)
+            wall_cells = self._wall_row(self._layout)
+            self._episode_observations.clear()
         else:
-            self.layout_index = self._requested_layout
+            if self._requested_layout is None:
+                self.layout_index = int(self._rand_int(0, len(self.layouts)))
+            else:
+                self.layout_index = self._requested_layout
+            wall_cells = list(self._wall_cells[self.layout_index])
         layout = self.layout
         self.width = self.height = layout.width
         self.max_steps = maze_max_steps(layout.size, self.max_steps_factor)
         self.grid = Grid(layout.width, layout.width)
-        self.grid.grid = list(self._wall_cells[self.layout_index])
+        self.grid.grid = wall_cells
         self.put_obj(Goal(), *layout.goal)
         self.agent_pos = layout.start
         self.agent_dir = layout.start_dir
@@ -393,18 +453,20 @@ class MazeEnv(MiniGridEnv):
 
         Rendering the egocentric view (slice, rotations, visibility) is most of a MiniGrid
         step; mazes revisit the same (cell, heading) constantly. Every env of the process shares
-        the memo; each call returns a fresh copy (Gymnasium's rule: callers keep observations).
+        the memo (fresh layouts: a memo per env and episode); each call returns a fresh copy
+        (Gymnasium's rule: callers keep observations).
         """
         if not self.cache_observations or self.carrying is not None:
             return super().gen_obs()
-        layout = self.layouts[self.layout_index]  # a pure function of (size, layout_seed)
+        cache = _OBSERVATION_CACHE if self._episode_observations is None else self._episode_observations
+        layout = self.layout  # a pure function of (size, layout_seed)
         key = (layout.size, layout.layout_seed, self.agent_pos[0], self.agent_pos[1], self.agent_dir, self.agent_view_size, self.see_through_walls)
-        image = _OBSERVATION_CACHE.get(key)
+        image = cache.get(key)
         if image is None:
             image = super().gen_obs()["image"]
             image.setflags(write=False)
-            if len(_OBSERVATION_CACHE) < _OBSERVATION_CACHE_MAX:
-                _OBSERVATION_CACHE[key] = image
+            if len(cache) < _OBSERVATION_CACHE_MAX:
+                cache[key] = image
         return {"image": image.copy(), "direction": self.agent_dir, "mission": self.mission}
 
     def _reward(self) -> float:
@@ -413,6 +475,9 @@ class MazeEnv(MiniGridEnv):
         return super()._reward()
 
     def step(self, action):
+        if self.actions_mode == MazeActions.cardinal.value:  # face the compass direction, then go forward
+            self.agent_dir = CARDINAL_HEADINGS[int(action)]
+            action = self.actions.forward
         obs, reward, terminated, truncated, info = super().step(action)
         if self.reward_mode == "step_penalty" and not terminated:
             reward = -1.0
@@ -426,12 +491,34 @@ DEFAULT_REWARD_THRESHOLD = 0.8
 STEP_PENALTY_REWARD_THRESHOLD = -40.0
 
 
+def check_maze_settings(
+    train_sizes: Sequence[int], held_out_sizes: Sequence[int], num_train_layouts: Any, num_held_out_layouts: Any, max_steps_factor: Any
+) -> None:
+    """Raise ``ValueError`` (one line: the key, the bad value, the allowed ones) for maze settings that cannot be built."""
+    for key, sizes in (("train_sizes", train_sizes), ("held_out_sizes", held_out_sizes)):
+        sizes = list(sizes)
+        if not sizes or not all(isinstance(size, int) and size >= MIN_MAZE_SIZE and size % 2 == 1 for size in sizes):
+            raise ValueError(f"{key}={sizes} is not a list of maze sizes; allowed: odd integers >= {MIN_MAZE_SIZE}, e.g. [7] or [7, 9]")
+    parse_layout_count(num_train_layouts)
+    parse_layout_count(num_held_out_layouts, "num_held_out_layouts", unlimited=False)
+    if isinstance(max_steps_factor, bool) or not isinstance(max_steps_factor, int) or max_steps_factor < 1:
+        raise ValueError(f"max_steps_factor={max_steps_factor!r} is not allowed; allowed: a positive integer")
+
+
+@lru_cache(maxsize=None)
+def layout_optimal_return(layout: MazeLayout, actions: str, reward: str, max_steps_factor: int) -> float:
+    """The exact best return of ``layout`` under the maze's actions, reward and time limit (see ``maze_solver``)."""
+    return maze_solver.optimal_return(layout, actions, reward, maze_max_steps(layout.size, max_steps_factor))
+
+
 class MazeSuite(EnvSuite):
     """The maze benchmark: training layouts of ``train_sizes``, one held-out context per held-out size.
 
     Held-out contexts are ``held_out_7x7``, ``held_out_9x9``, ``held_out_11x11`` (one per entry of
     ``held_out_sizes``): the held-out layouts of that size, never trained on. The train split is
-    evaluated by resetting the training env with evaluation seeds (layout ``seed mod L``).
+    evaluated by resetting the training env with evaluation seeds (layout ``seed mod L``; with
+    ``num_train_layouts=inf``, the fresh layout that seed draws). Ceilings are exact:
+    :meth:`optimal_return` solves each layout by breadth-first search (``maze_solver``).
     """
 
     family = "minigrid"
@@ -441,7 +528,7 @@ class MazeSuite(EnvSuite):
         name: str = "maze",
         train_sizes: Sequence[int] = (7,),
         held_out_sizes: Sequence[int] = (7, 9, 11),
-        num_train_layouts: int = 32,
+        num_train_layouts: int | float | str = 32,
         num_held_out_layouts: int = 16,
         reward: str = "default",
         max_steps_factor: int = 4,
@@ -452,11 +539,12 @@ class MazeSuite(EnvSuite):
         self.name = name
         self.train_sizes = tuple(int(size) for size in train_sizes)
         self.held_out_sizes = tuple(int(size) for size in held_out_sizes)
-        self.num_train_layouts = int(num_train_layouts)
+        check_maze_settings(self.train_sizes, self.held_out_sizes, num_train_layouts, num_held_out_layouts, int(max_steps_factor))
+        self.num_train_layouts = parse_layout_count(num_train_layouts)
         self.num_held_out_layouts = int(num_held_out_layouts)
         self.reward = reward
         self.max_steps_factor = int(max_steps_factor)
-        self.recommended_gamma = RECOMMENDED_GAMMA if reward == "step_penalty" else None
+        self.recommended_gamma = self._recommended_gamma(reward)
         self.max_episode_steps = max(maze_max_steps(size, self.max_steps_factor) for size in self.train_sizes)
         self.held_out_contexts = [f"held_out_{size}x{size}" for size in self.held_out_sizes]
         longest = max(maze_max_steps(size, self.max_steps_factor) for size in self.train_sizes + self.held_out_sizes)
@@ -469,6 +557,33 @@ class MazeSuite(EnvSuite):
         self.gym_id = self._env_id(self.train_sizes, TRAIN)
 
     @staticmethod
+    def _recommended_gamma(reward: str) -> float | None:
+        return RECOMMENDED_GAMMA if MazeReward(reward) == MazeReward.step_penalty else None
+
+    @classmethod
+    def recommended_gamma_of(cls, env_cfg: Any) -> float | None:
+        return cls._recommended_gamma(env_cfg.get("reward", MazeReward.default))
+
+    @staticmethod
+    def check_config(cfg: Any) -> None:
+        """Raise ``ConfigError`` (one line) for ``env.*`` maze settings that cannot run, layout counts included."""
+        env = cfg.env
+        try:
+            check_maze_settings(env.train_sizes, env.held_out_sizes, env.num_train_layouts, env.num_held_out_layouts, env.max_steps_factor)
+        except ValueError as error:
+            raise ConfigError(f"env.{error}") from None
+        num_train_layouts = parse_layout_count(env.num_train_layouts)
+        for size in sorted({*env.train_sizes, *env.held_out_sizes}):  # small sizes have few distinct mazes
+            try:
+                for split in (TRAIN, HELD_OUT) if num_train_layouts != math.inf else (HELD_OUT,):
+                    maze_layouts(int(size), split, num_train_layouts, int(env.num_held_out_layouts))
+            except ValueError as error:
+                raise ConfigError(
+                    f"env.num_train_layouts={env.num_train_layouts} and env.num_held_out_layouts={env.num_held_out_layouts}"
+                    f" need more distinct {size}x{size} mazes than exist ({error}); allowed: smaller counts or larger sizes"
+                ) from None
+
+    @staticmethod
     def _env_id(sizes: tuple[int, ...], split: str) -> str:
         if split == TRAIN and sizes == (7, 9):
             return MAZE_TRAIN_ID
@@ -476,7 +591,16 @@ class MazeSuite(EnvSuite):
             return maze_id(sizes[0], split)
         return MAZE_TRAIN_ID  # unregistered combinations: the generic id with explicit kwargs
 
-    def _make(self, sizes: tuple[int, ...], split: str) -> gym.Env:
+    def _context(self, context: str) -> tuple[tuple[int, ...], str]:
+        """The sizes and split of ``context``."""
+        if context == TRAIN:
+            return self.train_sizes, TRAIN
+        if context not in self.held_out_contexts:
+            raise ValueError(f"unknown maze context {context!r}; expected {TRAIN!r} or one of {self.held_out_contexts}")
+        return (self.held_out_sizes[self.held_out_contexts.index(context)],), HELD_OUT
+
+    def make(self, context: str = TRAIN) -> gym.Env:
+        sizes, split = self._context(context)
         return gym.make(
             self._env_id(sizes, split),
             sizes=sizes,
@@ -489,17 +613,31 @@ class MazeSuite(EnvSuite):
             max_episode_steps=max(maze_max_steps(size, self.max_steps_factor) for size in sizes),
         )
 
-    def make(self, context: str = TRAIN) -> gym.Env:
-        if context == TRAIN:
-            return self._make(self.train_sizes, TRAIN)
-        if context not in self.held_out_contexts:
-            raise ValueError(f"unknown maze context {context!r}; expected {TRAIN!r} or one of {self.held_out_contexts}")
-        size = self.held_out_sizes[self.held_out_contexts.index(context)]
-        return self._make((size,), HELD_OUT)
+    def _fresh(self, context: str) -> bool:
+        return context == TRAIN and self.num_train_layouts == math.inf
 
     def layouts(self, context: str = TRAIN) -> tuple[MazeLayout, ...]:
-        """The layouts an env of ``context`` draws from (in its layout-index order)."""
-        return self.make(context).unwrapped.layouts
+        """The layouts an env of ``context`` draws from (in its layout-index order); ``()`` for fresh layouts (``num_train_layouts=inf``)."""
+        sizes, split = self._context(context)
+        return () if self._fresh(context) else interleaved_layouts(sizes, split, self.num_train_layouts, self.num_held_out_layouts)
+
+    def layout_at_reset(self, context: str, seed: int) -> MazeLayout:
+        """The layout that ``make(context).reset(seed=seed)`` loads (computed without an env)."""
+        if self._fresh(context):
+            rng, _ = gym.utils.seeding.np_random(seed)  # what reset(seed=...) seeds the env's RNG with
+            return fresh_training_layout(rng, self.train_sizes, self.num_held_out_layouts)
+        layouts = self.layouts(context)
+        return layouts[seed % len(layouts)]
+
+    def optimal_return(self, context: str, seed: int) -> float:
+        """Exact: the return of a shortest path in the layout of ``reset(seed=seed)`` (a turn counts as a step)."""
+        return layout_optimal_return(self.layout_at_reset(context, seed), self.actions, self.reward, self.max_steps_factor)
+
+    def optimal_returns(self, context: str = TRAIN) -> np.ndarray | None:
+        """Exact optimal return of each layout of ``context`` in layout-index order; ``None`` for fresh layouts."""
+        if self._fresh(context):
+            return None
+        return np.array([layout_optimal_return(layout, self.actions, self.reward, self.max_steps_factor) for layout in self.layouts(context)])
 
 
 @register("env", "maze")
@@ -511,11 +649,11 @@ class MazeConfig:
     name: str = "maze"
     """Suite name in results."""
     train_sizes: list[int] = field(default_factory=lambda: [7])
-    """Interior sizes (odd) of the training mazes."""
+    """Interior sizes (odd, >= 3) of the training mazes."""
     held_out_sizes: list[int] = field(default_factory=lambda: [7, 9, 11])
     """Interior sizes of the held-out contexts, one context ``held_out_{n}x{n}`` each."""
-    num_train_layouts: int = 32
-    """Training layouts per size."""
+    num_train_layouts: Any = 32
+    """Training layouts per size: a positive integer, or ``inf`` for a fresh layout every episode (never a held-out one)."""
     num_held_out_layouts: int = 16
     """Held-out layouts per size."""
     reward: MazeReward = MazeReward.default
@@ -523,4 +661,5 @@ class MazeConfig:
     max_steps_factor: int = 4
     """Step limit of a size-n maze is max_steps_factor * n * n."""
     actions: MazeActions = MazeActions.navigation
-    """``navigation`` (turn left, turn right, go forward: ``Discrete(3)``) or ``all`` (MiniGrid's 7 actions)."""
+    """``navigation`` (turn left, turn right, go forward: ``Discrete(3)``), ``all`` (MiniGrid's 7 actions) or
+    ``cardinal`` (move up, down, left, right: ``Discrete(4)``)."""

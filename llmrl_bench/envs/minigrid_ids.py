@@ -16,6 +16,7 @@ import gymnasium as gym
 import numpy as np
 from omegaconf import MISSING
 
+import llmrl_bench.envs.maze_solver as maze_solver
 from llmrl_bench.registry import register
 from llmrl_bench.envs.base import EVAL_SEED_OFFSET, TRAIN, EnvSuite
 
@@ -24,6 +25,25 @@ HELD_OUT_SEED_OFFSET = EVAL_SEED_OFFSET
 
 HELD_OUT_SEEDS = "held_out_seeds"
 LARGER_SIZE = "larger_size"
+
+
+def walls_and_goal(env: Any) -> maze_solver.WallsAndGoal | None:
+    """The current grid of a raw MiniGrid env as a solver task, or ``None`` if it holds anything but walls and one goal."""
+    walls = np.zeros((env.height, env.width), dtype=bool)
+    goals = []
+    for index, cell in enumerate(env.grid.grid):
+        y, x = divmod(index, env.width)
+        if cell is None:
+            continue
+        if cell.type == "wall":
+            walls[y, x] = True
+        elif cell.type == "goal":
+            goals.append((x, y))
+        else:
+            return None
+    if len(goals) != 1:
+        return None
+    return maze_solver.WallsAndGoal(walls, tuple(int(v) for v in env.agent_pos), int(env.agent_dir), goals[0])
 
 
 class TrainingSeeds(gym.Wrapper, gym.utils.RecordConstructorArgs):
@@ -96,6 +116,16 @@ class MiniGridSuite(EnvSuite):
         if context == LARGER_SIZE and self.larger_gym_id:
             return HeldOutSeeds(gym.make(self.larger_gym_id))
         raise ValueError(f"unknown context {context!r} of {self.name}; expected {TRAIN!r} or one of {self.held_out_contexts}")
+
+    def optimal_return(self, context: str, seed: int) -> float:
+        """Exact where the episode's grid holds only walls and a goal (Empty, Empty-Random, FourRooms: breadth-first
+        search over MiniGrid's moves); otherwise MiniGrid's documented maximum 1.0, an upper bound (DoorKey)."""
+        env = self.make(context)
+        env.reset(seed=seed)
+        task = walls_and_goal(env.unwrapped)
+        if task is None:
+            return self.score_range[1]
+        return maze_solver.optimal_return(task, "all", "default", env.unwrapped.max_steps)
 
 
 @register("env", "minigrid")

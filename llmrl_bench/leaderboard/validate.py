@@ -334,6 +334,13 @@ def _check_run(source, run_id: str, submission: dict, track: Track, specs: dict[
     if spec is None:
         report.fail(f"{label}: env {result.env} is not in track {track.name} ({', '.join(specs)})")
         return run
+    _check_run_protocol(run, spec, track, unsafe, report)
+    return run
+
+
+def _check_run_protocol(run: CheckedRun, spec: EnvSpec, track: Track, unsafe: list[str], report: Report) -> None:
+    """The run follows the track's protocol (config, env, budget, evaluation steps) and its metrics follow its curve."""
+    result, label, config = run.result, run.label, run.result.config
     if not unsafe and rebuilt_run_id(config, spec.config, track.budget) != result.run_id:
         report.fail(f"{label}: its config is not the track's protocol plus agent and repr values: rebuilt from track {track.name}, it has another run_id")
     curve = [point.get("train_return") for point in result.curve] + [point.get("held_out_return") for point in result.curve]
@@ -371,7 +378,6 @@ def _check_run(source, run_id: str, submission: dict, track: Track, specs: dict[
         run.metrics = aggregate.recompute_run_metrics(result.curve, spec)
         for line in aggregate.differences(result.metrics, run.metrics, "metrics"):
             report.fail(f"{label}: {line.replace('the runs give', 'its curve gives')}")
-    return run
 
 
 def _check_config_yaml(data: bytes, config: dict, label: str, report: Report) -> None:

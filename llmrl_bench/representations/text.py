@@ -3,8 +3,9 @@
 The pure functions :func:`describe_minigrid` and :func:`describe_cartpole` turn one raw
 observation into text; the wrappers apply them to single envs (an ``ObservationWrapper`` with a
 ``gymnasium.spaces.Text`` space) and, row by row, to vector envs (a tuple of strings).
-:func:`action_names` gives each family's candidate action strings. The format is documented,
-with examples, in ``docs/representations.md``.
+The action names (``MINIGRID_ACTION_NAMES``, ``CARTPOLE_ACTION_NAMES``) are what the LLM agents'
+prompts list (``agents/llm_policy.py``). The format is documented, with examples, in
+``docs/representations.md``.
 """
 
 from __future__ import annotations
@@ -42,15 +43,6 @@ _UNSEEN = OBJECT_TO_IDX["unseen"]
 _WALL = OBJECT_TO_IDX["wall"]
 _DESCRIBED_OBJECTS = {OBJECT_TO_IDX[name]: name for name in ("door", "key", "ball", "box", "goal", "lava")}
 _DOOR_STATES = ("open", "closed", "locked")
-
-
-def action_names(suite: "EnvSuite") -> list[str]:
-    """Candidate action strings of ``suite``'s env family, indexed by action number."""
-    if suite.family == "minigrid":
-        return list(MINIGRID_ACTION_NAMES[: suite.make().action_space.n])
-    if suite.family == "classic_control":
-        return list(CARTPOLE_ACTION_NAMES)
-    raise ValueError(f"no action names for env family {suite.family!r}")
 
 
 def _steps(count: int) -> str:
