@@ -81,6 +81,18 @@ def typed_config(node: Any) -> Any:
     return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), values))
 
 
+def identity_view(section: dict[str, Any]) -> dict[str, Any]:
+    """``section`` (a config section with a ``_target_``) as the run_id sees it.
+
+    A schema may declare ``IDENTITY_NEUTRAL: ClassVar[dict]``: options added after results were
+    recorded, with the value that reproduces the old behaviour. At exactly that value such an option
+    is left out of the run_id, so earlier run_ids stay valid; any other value changes the run_id.
+    """
+    schema = next((s for group in GROUPS for s in schemas(group).values() if s._target_ == section.get("_target_")), None)
+    neutral = getattr(schema, "IDENTITY_NEUTRAL", {})
+    return {key: value for key, value in section.items() if not (key in neutral and value == neutral[key])}
+
+
 def component_class(group: str, name: str) -> type:
     """The class of the registered ``name`` in ``group`` (its schema's ``_target_``)."""
     from hydra.utils import get_class

@@ -88,7 +88,12 @@ def run_id(config: dict[str, Any]) -> str:
     Torch's thread count changes floating-point sums, so a run with more than the default one
     thread is another experiment (the default stays out of the hash: ids made before stay valid).
     """
+    from llmrl_bench import registry  # the schemas say which late-added options are identity-neutral
+
     identity = {key: config[key] for key in EXPERIMENT_KEYS}
+    for key in ("agent", "env", "repr"):
+        if isinstance(identity[key], dict):
+            identity[key] = registry.identity_view(identity[key])
     if config.get("torch_threads", DEFAULT_TORCH_THREADS) != DEFAULT_TORCH_THREADS:
         identity["torch_threads"] = config["torch_threads"]
     canonical = json.dumps(identity, sort_keys=True, separators=(",", ":"), default=str)

@@ -372,3 +372,162 @@ def test_q_learning_breaks_ties_at_random_while_training():
     agent = build("q_learning", envs, exploration_initial_eps=0.0, exploration_final_eps=0.0)
     agent.learn(envs, 150, NullHooks())  # within one episode (196 steps)
     assert len(agent.table) > 5  # spinning on action 0 sees the 4 headings of one cell (5 keys with the next state)
+
+
+# ------------------------------------------------------- DQN options (issue 15)
+def test_n_step_returns_on_a_hand_built_sequence():
+    """Windows stop at an episode end (terminated: no bootstrap; truncated: bootstrap) and at the write head."""
+    from llmrl_bench.agents.dqn import n_step_returns
+
+    gamma = 0.5
+    rewards = np.array([[1.0, 2.0, 4.0], [1.0, 2.0, 4.0], [1.0, 2.0, 4.0], [1.0, 2.0, 4.0]], np.float32)
+    dones = np.array([[0, 0, 0], [0, 1, 0], [0, 1, 0], [0, 0, 0]], bool)
+    terminated = np.array([[0, 0, 0], [0, 1, 0], [0, 0, 0], [0, 0, 0]], np.float32)
+    stored_ahead = np.array([5, 5, 5, 2])
+    returns, steps, discounts = n_step_returns(rewards, dones, terminated, stored_ahead, gamma)
+    np.testing.assert_allclose(returns, [1 + 1 + 1, 1 + 1, 1 + 1, 1 + 1])  # 1 + 0.5*2 + 0.25*4, ...
+    np.testing.assert_array_equal(steps, [3, 2, 2, 2])
+    np.testing.assert_allclose(discounts, [0.125, 0.0, 0.25, 0.25])
+
+
+def test_one_step_returns_are_the_plain_td_target():
+    from llmrl_bench.agents.dqn import n_step_returns
+
+    rewards = np.array([[0.3], [0.7]], np.float32)
+    returns, steps, discounts = n_step_returns(rewards, np.array([[0], [1]], bool), np.array([[0.0], [1.0]], np.float32), np.array([1, 1]), 0.99)
+    np.testing.assert_array_equal(returns, rewards[:, 0])
+    np.testing.assert_array_equal(steps, [1, 1])
+    np.testing.assert_array_equal(discounts, np.array([0.99, 0.0], np.float32))
+
+
+def test_n_step_training_samples_respect_the_write_head():
+    """With n_step larger than the stored episode, targets only sum what is stored: finite and bounded."""
+    learner = make_agent("dqn", "cartpole", seed=0, n_step=5, learning_starts=20, train_freq=10)
+    hooks = RecordingHooks()
+    learner.learn(ENVS["cartpole"], 60, hooks)
+    q_values = [values["losses/q_values"] for _, values in hooks.logs]
+    assert q_values and all(np.isfinite(q_values))
+
+
+def test_double_dqn_target_uses_the_online_argmax(monkeypatch):
+    """On a hand-built batch the Double DQN target is r + gamma * Q_target(s', argmax_a Q_online(s', a))."""
+    class TwoActionEnvs:
+        observation_space, action_space = gym.spaces.Box(0.0, 1.0, (2,), np.float32), gym.spaces.Discrete(2)
+
+    options = {"buffer_size": 4, "batch_size": 1, "gradient_steps": 1, "gamma": 0.5, "learning_rate": 0.0, "net_arch": [4]}
+    agent = build("dqn", TwoActionEnvs, double_q=True, **options)
+    def online(obs):  # prefers action 1
+        return torch.tensor([1.0, 2.0]).expand(*obs.shape[:-1], 2).clone().requires_grad_(True)
+
+    def target(obs):  # prefers action 0
+        return torch.tensor([30.0, 7.0]).expand(*obs.shape[:-1], 2)
+
+    agent.q_network, agent.target_network = online, target
+    agent.buffer_rewards[:] = 1.0
+    agent.buffer_pos, agent.buffer_full = 0, True
+    captured = {}
+
+    def recording_loss(q_taken, td_target):
+        captured["td_target"] = td_target.clone()
+        return (q_taken - td_target).sum()
+
+    monkeypatch.setattr("torch.nn.functional.smooth_l1_loss", recording_loss)
+    agent._train_phase()
+    np.testing.assert_allclose(captured["td_target"].numpy(), [1.0 + 0.5 * 7.0])  # plain DQN: 1 + 0.5 * 30
+
+
+def test_dueling_network_shapes_and_aggregation():
+    from llmrl_bench.agents.networks import DuelingQNetwork
+
+    net = DuelingQNetwork(5, [8, 8], 3)
+    obs = torch.randn(4, 5)
+    q = net(obs)
+    assert q.shape == (4, 3)
+    features = net.trunk(obs)
+    advantage = net.advantage(features)
+    np.testing.assert_allclose(q.mean(-1).detach().numpy(), net.value(features)[:, 0].detach().numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose((q - q.mean(-1, keepdim=True)).detach().numpy(),
+                               (advantage - advantage.mean(-1, keepdim=True)).detach().numpy(), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="hidden layer"):
+        DuelingQNetwork(5, [], 3)
+
+
+@pytest.mark.parametrize("options", [{"n_step": 3}, {"dueling": True}, {"double_q": True, "n_step": 2, "dueling": True}])
+def test_dqn_options_are_deterministic_and_resume_identically(options):
+    runs = []
+    for _ in range(2):
+        learner = make_agent("dqn", "minigrid", seed=1, **options)
+        learner.learn(ENVS["minigrid"], 300, NullHooks())
+        runs.append(learner)
+    probe = probe_observations("minigrid")
+    np.testing.assert_array_equal(runs[0].act(probe), runs[1].act(probe))
+    copy = make_agent("dqn", "minigrid", seed=2, **options)
+    copy.load_state_dict(runs[0].state_dict())
+    np.testing.assert_array_equal(copy.act(probe), runs[0].act(probe))
+
+
+# ------------------------------------------------- Q-learning options (issue 15)
+class RewardChainEnv(gym.Env):
+    """Observation t = 0, 1, 2, ...; reward ``rewards[t]``; terminates (or truncates) after ``len(rewards)`` steps."""
+
+    observation_space = gym.spaces.Box(0.0, 10.0, (1,), np.float32)
+    action_space = gym.spaces.Discrete(1)
+
+    def __init__(self, rewards, truncate=False):
+        self.rewards, self.truncate = rewards, truncate
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        return np.zeros(1, np.float32), {}
+
+    def step(self, action):
+        reward, self.t = self.rewards[self.t], self.t + 1
+        end = self.t == len(self.rewards)
+        return np.array([self.t], np.float32), reward, end and not self.truncate, end and self.truncate, {}
+
+
+class RewardChainEnvs:
+    observation_space, action_space = RewardChainEnv.observation_space, RewardChainEnv.action_space
+
+    def __init__(self, rewards, truncate=False):
+        self.rewards, self.truncate = rewards, truncate
+
+    def make(self):
+        return RewardChainEnv(self.rewards, self.truncate)
+
+
+def chain_values(n_step: int, steps: int, truncate: bool = False, **options) -> list[float]:
+    envs = RewardChainEnvs([1.0, 2.0, 4.0], truncate)
+    agent = build("q_learning", envs, gamma=0.5, learning_rate=1.0, n_step=n_step, **options)
+    agent.learn(envs, steps, NullHooks())
+    values = [agent.table.get(np.array([t], np.float32).tobytes()) for t in range(4)]
+    return [None if v is None else float(v[0]) for v in values]  # None: never met as a non-terminal state
+
+
+def test_q_learning_n_step_returns_on_a_hand_built_chain():
+    """One episode with learning rate 1: n-step targets sum the rewards to the end; one-step ones see one reward."""
+    assert chain_values(n_step=3, steps=3) == [1 + 0.5 * 2 + 0.25 * 4, 2 + 0.5 * 4, 4.0, None]
+    assert chain_values(n_step=2, steps=3) == [1 + 0.5 * 2, 2 + 0.5 * 4, 4.0, None]
+    assert chain_values(n_step=1, steps=3) == [1.0, 2.0, 4.0, None]
+
+
+def test_q_learning_n_step_bootstraps_a_truncated_episode():
+    """Truncation is not termination: the last n-step target adds gamma ** k times the final state's value."""
+    values = chain_values(n_step=3, steps=3, truncate=True, initial_value=8.0)
+    assert values == [1 + 0.5 * 2 + 0.25 * 4 + 0.125 * 8, 2 + 0.5 * 4 + 0.25 * 8, 4 + 0.5 * 8, 8.0]
+
+
+def test_q_learning_optimistic_initial_values():
+    """Unseen state-actions start at initial_value, so untried actions look better than tried ones."""
+    envs = RewardChainEnvs([0.0, 0.0, 0.0])
+    envs.action_space = gym.spaces.Discrete(2)
+    agent = build("q_learning", envs, initial_value=1.0, learning_rate=0.5, gamma=0.5)
+    agent.learn(envs, 1, NullHooks())
+    (first, values), (second, unseen) = agent.table.items()
+    assert sorted(values.tolist()) == [0.75, 1.0] and unseen.tolist() == [1.0, 1.0]  # 0.5 * 1 + 0.5 * (0 + 0.5 * 1)
+
+
+def test_q_learning_anneal_lr_decays_the_step_size_linearly():
+    """Step sizes 1, 2/3, 1/3 over a 3-step budget: each value moves that share of the way to its target."""
+    np.testing.assert_allclose(chain_values(n_step=1, steps=3, anneal_lr=True)[:3], [1.0, 2 * 2 / 3, 4 / 3])

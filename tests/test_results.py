@@ -130,3 +130,21 @@ def test_written_files_respect_the_umask(tmp_path):
     finally:
         os.umask(previous)
     assert stat.S_IMODE((tmp_path / "a.json").stat().st_mode) == 0o644
+
+
+def test_late_added_options_keep_earlier_run_ids_at_their_neutral_value(make_config):
+    """DQN's n_step/dueling came after results were recorded: at 1/False the run_id is the one it was."""
+    from omegaconf import OmegaConf
+
+    from llmrl_bench.results import run_id
+
+    def identity(*overrides):
+        config = OmegaConf.to_container(make_config("agent=dqn", "env=cartpole", *overrides), resolve=True)
+        return config, run_id(config)
+
+    config, default_id = identity()
+    assert config["agent"]["n_step"] == 1 and config["agent"]["dueling"] is False
+    without = {**config, "agent": {k: v for k, v in config["agent"].items() if k not in ("n_step", "dueling")}}
+    assert run_id(without) == default_id
+    assert identity("agent.n_step=3")[1] != default_id
+    assert identity("agent.dueling=true")[1] != default_id

@@ -3,6 +3,8 @@
 One env, one loop: act epsilon-greedily, store the transition in a preallocated numpy
 replay buffer, copy the target network every ``target_update_interval`` env steps and,
 every ``train_freq`` env steps, take ``gradient_steps`` TD steps (SB3's semantics).
+Options, all off by default: Double DQN targets (``double_q``), n-step returns (``n_step``,
+computed when sampling from the one-step buffer) and a dueling Q-network (``dueling``).
 
 Resumable: the loop keeps its state (env, current observation, episode counters) in
 attributes, so every env step is a checkpoint point and ``state_dict`` captures it all.
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import ClassVar
 from pathlib import Path
 
 import gymnasium as gym
@@ -22,6 +25,7 @@ import torch.nn.functional as F
 from llmrl_bench.registry import register
 from llmrl_bench.agents.base import EnvFactory, TrainingHooks
 from llmrl_bench.agents.networks import (
+    DuelingQNetwork,
     clip_grad_norm_,
     flat_obs_dim,
     flat_parameters,
@@ -38,6 +42,9 @@ from llmrl_bench.agents.networks import (
 @dataclass
 class DQNConfig:
     """DQN hyperparameters; defaults are RL Zoo's tuned CartPole-v1 values (SB3 names)."""
+
+    IDENTITY_NEUTRAL: ClassVar[dict] = {"n_step": 1, "dueling": False}
+    """Options added after results were recorded: at these values they stay out of the run_id."""
 
     _target_: str = "llmrl_bench.agents.dqn.DQN"
     learning_rate: float = 2.3e-3
@@ -69,13 +76,39 @@ class DQNConfig:
     max_grad_norm: float = 10.0
     """Global gradient-norm clip."""
     double_q: bool = False
-    """Double DQN: the online network picks the next action, the target network values it."""
+    """Double DQN (van Hasselt et al. 2016): the online network picks the next action, the target network values it."""
+    n_step: int = 1
+    """n-step returns (Sutton 1988; Hessel et al. 2018): sum n rewards before bootstrapping (1: one-step DQN)."""
+    dueling: bool = False
+    """Dueling Q-network (Wang et al. 2016): shared trunk, value and advantage heads."""
     loss: str = "huber"
     """TD loss: ``huber`` (smooth L1, SB3) or ``mse``."""
     net_arch: list[int] = field(default_factory=lambda: [256, 256])
     """Hidden layer sizes of the Q-network."""
     activation: str = "relu"
     """Hidden activation: ``relu`` or ``tanh``."""
+
+
+def n_step_returns(
+    rewards: np.ndarray, dones: np.ndarray, terminated: np.ndarray, stored_ahead: np.ndarray, gamma: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Discounted n-step returns of windows of consecutive transitions, for TD targets ``returns + discounts * max Q``.
+
+    ``rewards``, ``dones`` (terminated or truncated) and ``terminated`` are ``(..., n)``: the
+    sampled transition and the ``n - 1`` stored after it; ``stored_ahead`` ``(...)`` counts how
+    many of those (itself included, >= 1) are stored. A window is summed up to its first episode
+    end or its last stored transition. Returns ``returns`` and ``discounts`` (float32) and
+    ``steps`` (int, the transitions summed), each ``(...)``; ``discounts`` is
+    ``gamma ** steps``, or 0 when the last summed transition terminated.
+    """
+    offsets = np.arange(rewards.shape[-1])
+    ended_before = np.cumsum(dones, -1) - dones  # episode ends strictly before each offset
+    summed = (ended_before == 0) & (offsets < stored_ahead[..., None])
+    steps = summed.sum(-1)
+    returns = (rewards * gamma**offsets * summed).sum(-1)
+    last_terminated = np.take_along_axis(terminated, steps[..., None] - 1, -1)[..., 0]
+    discounts = gamma**steps * (1.0 - last_terminated)
+    return returns.astype(np.float32), steps, discounts.astype(np.float32)
 
 
 class DQN:
@@ -89,13 +122,16 @@ class DQN:
         self.config = config
         if self.config.loss not in ("huber", "mse"):
             raise ValueError(f"loss must be 'huber' or 'mse', got {self.config.loss!r}")
+        if self.config.n_step < 1:
+            raise ValueError(f"n_step must be >= 1, got {self.config.n_step}")
         cfg = self.config
         self.seed = seed
         self.obs_dim = flat_obs_dim(observation_space)
         self.n_actions = num_actions(action_space)
+        network = DuelingQNetwork if cfg.dueling else mlp
         with seeded_torch(seed):
-            self.q_network = mlp(self.obs_dim, cfg.net_arch, self.n_actions, cfg.activation)
-            self.target_network = mlp(self.obs_dim, cfg.net_arch, self.n_actions, cfg.activation)
+            self.q_network = network(self.obs_dim, cfg.net_arch, self.n_actions, cfg.activation)
+            self.target_network = network(self.obs_dim, cfg.net_arch, self.n_actions, cfg.activation)
         self.params = flat_parameters(self.q_network)  # one tensor: cheap zeroing, clipping, Adam, target copy
         self.target_params = flat_parameters(self.target_network).requires_grad_(False)
         self.target_params.data.copy_(self.params.data)
@@ -108,6 +144,7 @@ class DQN:
         self.buffer_actions = np.zeros(cfg.buffer_size, np.int64)
         self.buffer_rewards = np.zeros(cfg.buffer_size, np.float32)
         self.buffer_terminated = np.zeros(cfg.buffer_size, np.float32)
+        self.buffer_dones = np.zeros(cfg.buffer_size, bool)  # terminated or truncated: n-step sums stop there
         self.buffer_pos = 0
         self.buffer_full = False
         self.global_step = 0
@@ -164,6 +201,7 @@ class DQN:
                 self.buffer_actions[pos] = action
                 self.buffer_rewards[pos] = reward
                 self.buffer_terminated[pos] = terminated
+                self.buffer_dones[pos] = terminated or truncated
                 self.buffer_pos = (pos + 1) % cfg.buffer_size
                 self.buffer_full = self.buffer_full or self.buffer_pos == 0
                 self.global_step += 1
@@ -206,16 +244,22 @@ class DQN:
         cfg = self.config
         buffer_count = cfg.buffer_size if self.buffer_full else self.buffer_pos
         index = self.rng.integers(0, buffer_count, size=(cfg.gradient_steps, cfg.batch_size))
+        # Each sample's next n_step transitions, cut at the buffer's write head (newer ones are not stored yet).
+        window = (index[..., None] + np.arange(cfg.n_step)) % cfg.buffer_size
+        stored_ahead = (self.buffer_pos - index - 1) % cfg.buffer_size + 1
+        returns, steps, discounts = n_step_returns(
+            self.buffer_rewards[window], self.buffer_dones[window], self.buffer_terminated[window], stored_ahead, cfg.gamma
+        )
+        last = np.take_along_axis(window, steps[..., None] - 1, -1)[..., 0]
         obs = torch.from_numpy(self.buffer_obs[index])
         actions = torch.from_numpy(self.buffer_actions[index])
-        next_obs = torch.from_numpy(self.buffer_next_obs[index])
-        not_terminated = torch.from_numpy(1.0 - self.buffer_terminated[index])
-        rewards = torch.from_numpy(self.buffer_rewards[index])
+        next_obs = torch.from_numpy(self.buffer_next_obs[last])
+        returns, discounts = torch.from_numpy(returns), torch.from_numpy(discounts)
         # The target network only changes between env steps, so one batched forward gives
         # its values for every gradient step of this phase.
         with torch.no_grad():
             next_q_target = self.target_network(next_obs)
-            td_targets = rewards + cfg.gamma * not_terminated * next_q_target.max(-1).values
+            td_targets = returns + discounts * next_q_target.max(-1).values
 
         loss_fn = F.smooth_l1_loss if cfg.loss == "huber" else F.mse_loss
         for step in range(cfg.gradient_steps):
@@ -223,7 +267,7 @@ class DQN:
                 with torch.no_grad():
                     next_action = self.q_network(next_obs[step]).argmax(-1, keepdim=True)
                     next_q = next_q_target[step].gather(1, next_action).squeeze(1)
-                    td_targets[step] = rewards[step] + cfg.gamma * not_terminated[step] * next_q
+                    td_targets[step] = returns[step] + discounts[step] * next_q
             q_taken = self.q_network(obs[step]).gather(1, actions[step][:, None]).squeeze(1)
             td_loss = loss_fn(q_taken, td_targets[step])
             self.params.grad.zero_()
@@ -255,7 +299,7 @@ class DQN:
             "rng": self.rng.bit_generator.state,
             "buffer": {
                 name: torch.from_numpy(getattr(self, f"buffer_{name}")[:count].copy())
-                for name in ("obs", "next_obs", "actions", "rewards", "terminated")
+                for name in ("obs", "next_obs", "actions", "rewards", "terminated", "dones")
             },
             "buffer_pos": self.buffer_pos,
             "buffer_full": self.buffer_full,

@@ -8,6 +8,7 @@ from typing import Iterator, Sequence
 
 import gymnasium as gym
 import numpy as np
+from gymnasium.wrappers import utils as gymnasium_utils
 import torch
 from torch import nn
 
@@ -71,6 +72,27 @@ def mlp(
     return nn.Sequential(*layers)
 
 
+class DuelingQNetwork(nn.Module):
+    """Dueling Q-network (Wang et al. 2016): a shared MLP trunk, then a value and an advantage head.
+
+    ``Q(s, a) = V(s) + A(s, a) - mean_a A(s, a)``: the mean-subtracted form of the paper's eq. 9,
+    so the value head learns what all actions share and the advantages only their differences.
+    """
+
+    def __init__(self, in_dim: int, hidden: Sequence[int], out_dim: int, activation: str = "relu"):
+        super().__init__()
+        if not hidden:
+            raise ValueError("a dueling network needs at least one hidden layer")
+        self.trunk = nn.Sequential(mlp(in_dim, hidden[:-1], hidden[-1], activation), ACTIVATIONS[activation]())
+        self.value = nn.Linear(hidden[-1], 1)
+        self.advantage = nn.Linear(hidden[-1], out_dim)
+
+    def forward(self, observations: torch.Tensor) -> torch.Tensor:
+        features = self.trunk(observations)
+        advantages = self.advantage(features)
+        return self.value(features) + advantages - advantages.mean(-1, keepdim=True)
+
+
 def flat_parameters(*modules: nn.Module) -> nn.Parameter:
     """One parameter tensor whose slices are the modules' parameters, and whose ``.grad`` holds theirs.
 
@@ -126,25 +148,18 @@ def linear_schedule(start: float, end: float, fraction: float, progress: float) 
     return start + (end - start) * min(progress / fraction, 1.0)
 
 
-class RunningMeanStd:
-    """Running mean and variance of observations (SB3's ``VecNormalize``), numpy float64."""
+class RunningMeanStd(gymnasium_utils.RunningMeanStd):
+    """Gymnasium's running mean and variance (Chan et al.'s parallel update, float64), which also skips
+    empty batches and saves its state as tensors (for checkpoints)."""
 
     def __init__(self, shape: tuple[int, ...], epsilon: float = 1e-4):
-        self.mean = np.zeros(shape, np.float64)
-        self.var = np.ones(shape, np.float64)
-        self.count = epsilon
+        super().__init__(epsilon=epsilon, shape=shape)
 
     def update(self, batch: np.ndarray) -> None:
-        """Chan et al.'s parallel update with a ``(batch, *shape)`` array; an empty batch changes nothing."""
+        """Update with a ``(batch, *shape)`` array; an empty batch changes nothing."""
         if len(batch) == 0:  # every env of a vector env resetting at once (e.g. simultaneous timeouts)
             return
-        batch_mean, batch_var, batch_count = batch.mean(0), batch.var(0), batch.shape[0]
-        delta = batch_mean - self.mean
-        total = self.count + batch_count
-        self.mean = self.mean + delta * batch_count / total
-        m2 = self.var * self.count + batch_var * batch_count + delta**2 * self.count * batch_count / total
-        self.var = m2 / total
-        self.count = total
+        super().update(batch)
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return {

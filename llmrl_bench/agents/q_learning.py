@@ -4,14 +4,17 @@ The table maps a state key to ``n_actions`` values. The key is the observation's
 (MiniGrid's ``vector`` repr holds position, direction and view, so it names the state), or,
 when ``bins`` is set, the bin indices of a discretised low-dimensional ``Box`` (CartPole).
 Unseen states take ``initial_value`` for every action, so the greedy action there is action 0.
+With ``n_step > 1`` each update sums the next ``n_step`` rewards before bootstrapping
+(uncorrected n-step Q-learning, as in Mnih et al. 2016 and Hessel et al. 2018).
 """
 
 from __future__ import annotations
 
 import time
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import ClassVar, Optional
 
 import gymnasium as gym
 import numpy as np
@@ -29,13 +32,20 @@ LOG_EVERY_STEPS = 1000
 class QLearningConfig:
     """Tabular Q-learning hyperparameters; defaults suit small MiniGrid mazes."""
 
+    IDENTITY_NEUTRAL: ClassVar[dict] = {"n_step": 1, "anneal_lr": False}
+    """Options added after results were recorded: at these values they stay out of the run_id."""
+
     _target_: str = "llmrl_bench.agents.q_learning.QLearning"
     learning_rate: float = 0.1
-    """Step size of the tabular TD update."""
+    """Step size of the tabular TD update (at the start when annealed)."""
+    anneal_lr: bool = False
+    """Decay the step size linearly to 0 over the budget, so averaged (aliased) targets settle (Robbins & Monro 1951)."""
     gamma: float = 0.99
     """Discount factor."""
     initial_value: float = 0.0
-    """Value of unseen state-actions; optimistic values (above any return) drive exploration."""
+    """Value of unseen state-actions; optimistic values (above any return) drive exploration (Sutton & Barto 2018, 2.6)."""
+    n_step: int = 1
+    """n-step returns (Sutton 1988; Hessel et al. 2018): sum n rewards before bootstrapping (1: Watkins' Q-learning)."""
     exploration_fraction: float = 0.5
     """Fraction of the budget over which epsilon decays linearly."""
     exploration_initial_eps: float = 1.0
@@ -58,6 +68,8 @@ class QLearning:
 
     def __init__(self, config: QLearningConfig, observation_space: gym.Space, action_space: gym.Space, seed: int):
         self.config = cfg = config
+        if cfg.n_step < 1:
+            raise ValueError(f"n_step must be >= 1, got {cfg.n_step}")
         self.seed = seed
         self.obs_dim = flat_obs_dim(observation_space)
         self.obs_dtype = observation_space.dtype  # keys are bytes, so fix the dtype
@@ -112,6 +124,7 @@ class QLearning:
         obs, _ = env.reset(seed=self.seed)
         key = self.state_key(np.asarray(obs).reshape(self.obs_dim))
         episodic_return, episodic_length = 0.0, 0
+        pending = deque()  # (key, action, reward) of the steps not yet updated, oldest first
         td_errors = []
         start_time, start_step, last_log_step = time.perf_counter(), self.global_step, self.global_step
 
@@ -122,6 +135,7 @@ class QLearning:
                 cfg.exploration_fraction,
                 self.global_step / total_steps,
             )
+            learning_rate = cfg.learning_rate * (1.0 - self.global_step / total_steps) if cfg.anneal_lr else cfg.learning_rate
             values = self._values(key)
             if self.rng.random() < epsilon:
                 action = int(self.rng.integers(self.n_actions))
@@ -131,11 +145,22 @@ class QLearning:
 
             obs, reward, terminated, truncated, _ = env.step(action)
             next_key = self.state_key(np.asarray(obs).reshape(self.obs_dim))
-            # TD(0) update; truncation is not termination, so it bootstraps
-            td_target = float(reward) + (0.0 if terminated else cfg.gamma * self._values(next_key).max())
-            td_error = td_target - values[action]
-            values[action] += cfg.learning_rate * td_error
-            td_errors.append(abs(td_error))
+            pending.append((key, action, float(reward)))
+            if len(pending) == cfg.n_step or terminated or truncated:
+                # n-step TD update of the oldest pending step (of every one once the episode ended);
+                # truncation is not termination, so it bootstraps
+                bootstrap = 0.0 if terminated else self._values(next_key).max()
+                while pending:
+                    td_target = bootstrap
+                    for _, _, pending_reward in reversed(pending):
+                        td_target = pending_reward + cfg.gamma * td_target
+                    updated_key, updated_action, _ = pending.popleft()
+                    updated_values = self._values(updated_key)
+                    td_error = td_target - updated_values[updated_action]
+                    updated_values[updated_action] += learning_rate * td_error
+                    td_errors.append(abs(td_error))
+                    if not (terminated or truncated):
+                        break
             self.global_step += 1
 
             episodic_return += float(reward)
