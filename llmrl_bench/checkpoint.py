@@ -20,7 +20,7 @@ logged and a stopped run restarts from step 0.
 It is written atomically every ``checkpoint.every_steps`` env steps and when a
 pre-emption signal arrives (SIGTERM, SIGUSR1, SIGUSR2), at the agent's next
 ``hooks.checkpoint_point``, and deleted once the run's ``result.json`` is written.
-Only agents with ``resumable = True`` (dqn, ppo) checkpoint; the others keep the
+Only agents with ``resumable = True`` (dqn, ppo, llm_pg) checkpoint; the others keep the
 default signal behaviour and restart from step 0.
 
 Signals follow submitit's protocol: the handler only notes the signal; once the
@@ -59,8 +59,8 @@ ALLOWED_CLASS_MODULES = (
     "minigrid.core.", "minigrid.envs.", "llmrl_bench.envs.", "llmrl_bench.representations.vector", "llmrl_bench.representations.text",
     "llmrl_bench.run_envs",
 )
-#: Functions a checkpoint may reference by name (MiniGrid's mission functions).
-ALLOWED_FUNCTION_MODULES = ("minigrid.envs.", "llmrl_bench.envs.")
+#: Functions a checkpoint may reference by name (MiniGrid's mission functions, the text descriptions of repr=text).
+ALLOWED_FUNCTION_MODULES = ("minigrid.envs.", "llmrl_bench.envs.", "llmrl_bench.representations.text")
 NUMPY_KINDS = "biufcUS"
 BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
 TAG = "__codec__"

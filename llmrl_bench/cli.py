@@ -34,7 +34,7 @@ from llmrl_bench.config import CONFIG_DIR, CONFIG_NAME, group_options, register_
 from llmrl_bench.errors import ConfigError, RunFailed
 from llmrl_bench.progress import terminal_line
 from llmrl_bench.runner import run_with_status
-from llmrl_bench.validation import check_config
+from llmrl_bench.validation import check_config, check_moved_keys
 
 PROG = "llmrl-bench"
 CHECKED_GROUPS = ("agent", "env", "repr", "budget", "logger", "debug", "experiment", "hparams")
@@ -174,6 +174,7 @@ def check_command_line(argv: Sequence[str]) -> tuple[list[str], int]:
     argv = translate_seed_ranges(argv)
     flags = [arg for arg in argv if arg.startswith("-")]
     overrides = [arg for arg in argv if not arg.startswith("-")]
+    check_moved_keys(overrides)
     if any(flag not in MULTIRUN_FLAGS for flag in flags):
         return argv, 0  # --cfg job, --info, ...: Hydra's own
     GlobalHydra.instance().clear()

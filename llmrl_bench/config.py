@@ -16,6 +16,7 @@ from typing import Any, Optional
 from hydra.core.config_store import ConfigStore
 
 from llmrl_bench import registry
+from llmrl_bench.llm.settings import LLMModelConfig
 from llmrl_bench.results import DEFAULT_TORCH_THREADS
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "conf"
@@ -65,7 +66,7 @@ class LoggerConfig:
 
 @dataclass
 class CheckpointConfig:
-    """Mid-training checkpoints of resumable agents (dqn, ppo); see ``docs/cluster.md``."""
+    """Mid-training checkpoints of resumable agents (dqn, ppo, llm_pg); see ``docs/cluster.md``."""
 
     enabled: bool = True
     """Save checkpoints, resume from them and stop cleanly on SIGTERM/SIGUSR1/SIGUSR2."""
@@ -84,6 +85,9 @@ class RunConfig:
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     """Not part of the run_id: checkpointing never changes a result."""
+    llm: LLMModelConfig = field(default_factory=LLMModelConfig)
+    """The language model of the LLM agents and ``repr=llm_embed`` (``llm.model=``, ``llm.device=``, ...);
+    ignored by the others. Not hashed itself: the components that use it hold its values (docs/llm.md)."""
     seed: int = 0
     """Seeds training (python, numpy, torch, envs). Evaluation uses its own fixed seeds."""
     results_dir: str = "results/local"

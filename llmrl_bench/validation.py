@@ -11,6 +11,7 @@ from omegaconf import DictConfig
 
 from llmrl_bench import registry
 from llmrl_bench.errors import ConfigError
+from llmrl_bench.llm.settings import MOVED_KEYS
 
 BUDGET_KEYS = ("env_steps", "num_evals", "eval_episodes", "held_out_episodes")
 
@@ -39,6 +40,15 @@ def check_config(cfg: DictConfig) -> None:
         validate = getattr(component, "check_config", None)
         if validate is not None:
             validate(cfg)
+
+
+def check_moved_keys(overrides: list[str]) -> None:
+    """``agent.llm.model=`` and its kind moved to the top-level ``llm`` node: say so in one line."""
+    for override in overrides:
+        key, _, value = override.partition("=")
+        moved = MOVED_KEYS.get(key.lstrip("+~"))
+        if moved:
+            raise ConfigError(f"{key.lstrip('+~')} is set at the top level now: use {moved}={value}")
 
 
 def check_component(group: str, node: DictConfig) -> None:

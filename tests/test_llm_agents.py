@@ -15,6 +15,9 @@ import torch
 
 pytest.importorskip("transformers", reason="the llm extra is not installed (pip install -e .[llm])")
 
+from omegaconf import OmegaConf
+
+from llmrl_bench import results
 from llmrl_bench.agents.base import NullHooks
 from llmrl_bench.agents.llm_pg import LLMPG, _RolloutPrompts, novelty_bonus
 from llmrl_bench.agents.llm_policy import CARTPOLE_GOAL, candidate_actions
@@ -25,13 +28,15 @@ from llmrl_bench.representations import TextRepresentation
 from llmrl_bench.representations.llm_embed import LLMEmbedRepresentation
 from llmrl_bench.errors import ConfigError
 from llmrl_bench.run_envs import RunEnvs
-from llmrl_bench.runner import run
+from llmrl_bench.llm import settings
+from llmrl_bench.llm.settings import MODEL_FIELDS
+from llmrl_bench.runner import experiment_config, run
 from tests.conftest import build_agent
-from tests.conftest import load_experiment, run_cli
+from tests.conftest import REPO, load_experiment, run_cli
 from tests.test_agents import RecordingHooks
 
 LLM_AGENTS = ("llm_zero_shot", "llm_pg")
-TINY = "agent.llm.model=tiny-random"
+TINY = "llm.model=tiny-random"
 #: Rollouts of a few steps and one epoch keep llm_pg runs to seconds.
 SMALL_PG = ("agent.n_envs=4", "agent.n_steps=4", "agent.batch_size=16", "agent.n_epochs=1")
 SMALL_RUN = ("debug=smoke", "budget.env_steps=32", "budget.num_evals=1", "budget.eval_episodes=2", "budget.held_out_episodes=1")
@@ -74,6 +79,8 @@ def test_runs_through_the_runner(make_config, tmp_path, agent, env):
     assert provenance["llm_params"] == 164_608
     assert 0 < provenance["llm_seconds_per_env_step"] < provenance["wall_seconds"]
     assert 0 <= provenance["llm_score_cache_hit_rate"] <= 1
+    assert provenance["llm_device"] == "cpu"
+    assert provenance["llm_autocast"] == settings.autocast_name(settings.LLMModelConfig(), "cpu")  # auto, resolved
 
 
 def test_llm_pg_is_deterministic(make_config, tmp_path):
@@ -124,8 +131,8 @@ def test_training_changes_only_what_it_should(finetune):
 
 
 def test_head_cache_gives_the_scores_of_a_full_forward():
-    """Lower-layer states kept from collection, re-padded in another batch, give the same scores."""
-    agent = tiny_pg(llm={"trained_layers": 2})
+    """Lower-layer states kept from collection, re-padded in another batch, give the same scores (fp32)."""
+    agent = tiny_pg(llm={"trained_layers": 2, "autocast": None})
     agent._build()
     rollout = _RolloutPrompts(agent)
     prompts = agent.policy.prompts(MAZE_OBSERVATIONS)
@@ -228,12 +235,16 @@ def test_eval_sampling_samples_from_its_own_generator():
     "overrides, message",
     [
         (("agent=llm_pg", "repr=vector"), "repr=vector is not supported by agent=llm_pg; allowed: text"),
-        (("agent=llm_zero_shot", "agent.llm.model=no-such-model"), "agent.llm.model='no-such-model' is not a known model"),
-        (("agent=llm_pg", "agent.llm.model=/no/such/model/dir"), "agent.llm.model='/no/such/model/dir' is not a known model or an existing path"),
+        (("agent=llm_zero_shot", "llm.model=no-such-model"), "llm.model='no-such-model' is not a known model"),
+        (("agent=llm_pg", "llm.model=/no/such/model/dir"), "llm.model='/no/such/model/dir' is not a known model or an existing path"),
+        (("agent=llm_pg", "llm.autocast=float64"), "llm.autocast='float64' is not one of auto, bfloat16, float16, null"),
+        (("agent=llm_pg", "agent.llm.model=tiny-random"), "agent.llm.model is set at the top level now: use llm.model=tiny-random"),
+        (("-m", "agent=llm_zero_shot,llm_pg", "agent.llm.device=cpu"), "agent.llm.device is set at the top level now: use llm.device=cpu"),
+        (("agent=dqn", "repr=llm_embed", "repr.llm.model=tiny-random"), "repr.llm.model is set at the top level now: use llm.model=tiny-random"),
         (("agent=llm_pg", "agent.llm.finetune=banana"), "banana"),
         (("agent=llm_pg", "agent.llm.temperature=0"), "must be > 0 for llm_pg"),
         (("agent=llm_zero_shot", "agent.llm.eval_sampling=true", "agent.llm.temperature=0"), "eval_sampling=true needs agent.llm.temperature > 0, got 0"),
-        (("agent=dqn", "repr=llm_embed", "repr.llm.model=nope"), "repr.llm.model='nope' is not a known model"),
+        (("agent=dqn", "repr=llm_embed", "llm.model=nope"), "llm.model='nope' is not a known model"),
     ],
 )
 def test_bad_input_is_one_line(overrides, message):
@@ -267,7 +278,7 @@ def test_llm_embed_features_and_cache():
 
 @pytest.mark.parametrize("env", ["maze", "cartpole"])
 def test_llm_embed_feeds_classic_agents(make_config, tmp_path, env):
-    cfg = make_config("agent=dqn", "repr=llm_embed", "repr.llm.model=tiny-random", f"env={env}", *SMALL_RUN, f"results_dir={tmp_path}")
+    cfg = make_config("agent=dqn", "repr=llm_embed", TINY, f"env={env}", *SMALL_RUN, f"results_dir={tmp_path}")
     assert run(cfg) is not None
     [result_file] = tmp_path.glob("runs/*/result.json")
     assert json.loads(result_file.read_text())["repr"] == "llm_embed"
@@ -288,3 +299,82 @@ def test_evaluate_argmax_replays_a_finished_run(make_config, tmp_path):
     assert first == second  # the argmax has no randomness
     agent, seed, train, held_out = first
     assert (agent, seed) == ("llm_pg", 0) and 0.0 <= train <= 1.0 and 0.0 <= held_out <= 1.0
+
+
+@pytest.mark.parametrize("overrides, section", [(("agent=llm_pg",), "agent"), (("agent=llm_zero_shot",), "agent"),
+                                                 (("agent=dqn", "repr=llm_embed"), "repr")])
+def test_top_level_llm_reaches_every_model_user(make_config, overrides, section):
+    """Every field of the top-level ``llm`` node is wired into the component that runs the model."""
+    values = {"model": "tiny-random", "device": "cpu", "dtype": "bfloat16", "autocast": "float16"}
+    assert set(values) == set(MODEL_FIELDS)
+    cfg = make_config(*overrides, *(f"llm.{key}={value}" for key, value in values.items()))
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    assert {key: resolved[section]["llm"][key] for key in MODEL_FIELDS} == values
+
+
+def test_classic_agents_ignore_the_llm_node(make_config):
+    """``llm.*`` changes neither a classic run's config sections nor its run_id."""
+    plain = experiment_config(make_config("agent=dqn"))
+    with_llm = experiment_config(make_config("agent=dqn", "llm.device=cpu", "llm.model=tiny-random"))
+    assert results.run_id(plain) == results.run_id(with_llm)
+    llm_run = experiment_config(make_config("agent=llm_pg"))
+    assert results.run_id(llm_run) != results.run_id(experiment_config(make_config("agent=llm_pg", "llm.device=cpu")))
+
+
+@pytest.mark.parametrize("argv", [
+    ["-m", "agent=dqn,llm_pg", "llm.device=cpu", "seed=0"],
+    ["-m", "agent=llm_zero_shot,llm_pg", "llm.model=tiny-random", "seed=0", "debug=smoke"],
+])
+def test_sweeps_set_the_llm_node(argv):
+    _, jobs = check_command_line(argv)
+    assert jobs == 2
+
+
+@pytest.mark.parametrize("fast_bf16, expected", [(True, torch.bfloat16), (False, None)])
+def test_autocast_auto_follows_the_cpu(monkeypatch, fast_bf16, expected):
+    monkeypatch.setattr(settings, "cpu_has_fast_bf16", lambda: fast_bf16)
+    assert settings.resolve_autocast("auto", "cpu") is expected
+    assert settings.resolve_autocast("bfloat16", "cpu") is torch.bfloat16
+    assert settings.resolve_autocast(None, "cpu") is None
+    assert settings.autocast_name(settings.LLMModelConfig(), "cpu") == ("bfloat16" if fast_bf16 else "off")
+
+
+def test_cpu_flags_are_read_from_cpuinfo(tmp_path):
+    for index, (flags, expected) in enumerate((("fpu sse avx512f", False), ("fpu avx512_bf16", True), ("fpu amx_bf16", True))):
+        cpuinfo = tmp_path / f"cpuinfo-{index}"
+        cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {flags}\n\nprocessor\t: 1\nflags\t\t: {flags}\n")
+        assert settings.cpu_has_fast_bf16(cpuinfo) is expected
+    assert settings.cpu_has_fast_bf16(tmp_path / "missing") is False
+
+
+def test_migration_to_the_top_level_llm_node(make_config):
+    """experiments/migrate_llm_config.py: an old-layout run gets today's config and run_id; the committed ones are migrated."""
+    module = load_experiment("migrate_llm_config")
+    config = experiment_config(make_config("agent=llm_pg", "env=maze"))
+    old = {**config, "agent": {**config["agent"], "llm": {**config["agent"]["llm"], "autocast": "bfloat16"}}}
+    del old["llm"]
+    record = {"run_id": results.run_id(old), "config": old, "provenance": {}}
+    fresh = module.migrated(record)
+    assert fresh["config"] == config and fresh["run_id"] == results.run_id(config) != record["run_id"]
+    assert fresh["provenance"] == {"llm_autocast": "bfloat16", "llm_device": "cpu"}
+    assert module.migrated(fresh) == fresh
+    assert module.migrate(REPO / "results" / "reference", check=True) == []
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("agent", LLM_AGENTS)
+def test_llm_agents_run_on_the_gpu(make_config, tmp_path, agent):
+    """``llm.device=cuda``: model, scoring and the PPO update run on the GPU; the run completes with finite numbers."""
+    cfg = make_config(*agent_overrides(agent), "llm.device=cuda", "env=maze", *SMALL_RUN, f"results_dir={tmp_path}")
+    assert run(cfg) is not None
+    [result_file] = tmp_path.glob("runs/*/result.json")
+    provenance = json.loads(result_file.read_text())["provenance"]
+    assert provenance["llm_device"].startswith("cuda") and provenance["llm_tokens"] > 0
+    assert provenance["llm_autocast"] in ("bfloat16", "float16")
+    if agent == "llm_pg":
+        pg = tiny_pg(llm={"device": "cuda"})
+        pg.learn(maze_envs(), 32, NullHooks())
+        assert {p.device.type for p in pg.llm_parameters} == {"cuda"}
+        assert {p.device.type for p in pg.value_head.parameters()} == {"cuda"}
+        assert all(torch.isfinite(p).all() for p in pg.llm_parameters)
+        assert all(float(state["step"]) > 0 for state in pg.optimizer.state_dict()["state"].values())  # it trained

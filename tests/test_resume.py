@@ -17,12 +17,14 @@ from llmrl_bench import checkpoint, results
 from llmrl_bench.runner import run
 from tests.conftest import REPO, run_cli
 
-# Small budgets that still train past several checkpoints (DQN learns from step 500).
+# Small budgets that still train past several checkpoints (DQN learns from step 500; llm_pg's rollouts are 128 steps).
 RESUMABLE = {
-    "dqn": ["budget.env_steps=3000", "agent.learning_starts=500", "agent.gradient_steps=16", "agent.net_arch=[64,64]"],
-    "ppo": ["budget.env_steps=4096", "agent.n_epochs=4"],
+    "dqn": ["env=cartpole", "budget.env_steps=3000", "agent.learning_starts=500", "agent.gradient_steps=16", "agent.net_arch=[64,64]"],
+    "ppo": ["env=cartpole", "budget.env_steps=4096", "agent.n_epochs=4"],
+    "llm_pg": ["env=maze", "llm.model=tiny-random", "budget.env_steps=1024", "agent.n_envs=8", "agent.n_steps=16",
+               "agent.batch_size=64", "agent.n_epochs=2", "budget.eval_episodes=4"],
 }
-COMMON = ["env=cartpole", "debug=smoke", "budget.num_evals=4", "checkpoint.every_steps=300"]
+COMMON = ["debug=smoke", "budget.num_evals=4", "checkpoint.every_steps=300"]
 ENV = {**os.environ, "LLMRL_BENCH_JOBS": "2", "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
 
 
@@ -51,16 +53,30 @@ def only_result(results_dir: Path) -> results.RunResult:
     return loaded[0]
 
 
-@pytest.mark.parametrize("agent", sorted(RESUMABLE))
-def test_sigterm_then_rerun_resumes_and_matches_an_uninterrupted_run(tmp_path, make_config, agent):
-    args = [f"agent={agent}", *COMMON, *RESUMABLE[agent]]
+def start_after_reference(args: list[str], tmp_path: Path, make_config, name: str):
+    """An uninterrupted reference run; then the same run through the CLI, running once its first checkpoint exists."""
     run(make_config(*args, f"results_dir={tmp_path / 'reference'}"))
     reference = only_result(tmp_path / "reference")
-
-    out = tmp_path / "interrupted"
+    out = tmp_path / name
     checkpoint_path = results.run_dir(out, reference.run_id) / checkpoint.CHECKPOINT_FILE
     proc = start_cli(*args, f"results_dir={out}", cwd=tmp_path)
     wait_for(checkpoint_path.exists, proc)
+    return reference, out, checkpoint_path, proc
+
+
+def rerun_resumes(args: list[str], out: Path, tmp_path: Path) -> int:
+    """The same command again: it succeeds and says from which step it resumed."""
+    again = run_cli(*args, f"results_dir={out}", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-3000:]
+    resumed = re.search(r"resume .* from step (\d+)", again.stdout + again.stderr)
+    assert resumed, again.stderr[-3000:]
+    return int(resumed.group(1))
+
+
+@pytest.mark.parametrize("agent", sorted(RESUMABLE))
+def test_sigterm_then_rerun_resumes_and_matches_an_uninterrupted_run(tmp_path, make_config, agent):
+    args = [f"agent={agent}", *COMMON, *RESUMABLE[agent]]
+    reference, out, checkpoint_path, proc = start_after_reference(args, tmp_path, make_config, "interrupted")
     proc.send_signal(signal.SIGTERM)
     output = proc.communicate(timeout=120)[0]
     assert proc.returncode == 128 + signal.SIGTERM, output[-3000:]
@@ -68,17 +84,26 @@ def test_sigterm_then_rerun_resumes_and_matches_an_uninterrupted_run(tmp_path, m
     assert stopped, output[-3000:]
     assert checkpoint_path.exists() and results.completed_result(out, reference.run_id) is None
 
-    again = run_cli(*args, f"results_dir={out}", cwd=tmp_path)
-    assert again.returncode == 0, again.stderr[-3000:]
-    resumed = re.search(r"resume .* from step (\d+)", again.stdout + again.stderr)
-    assert resumed, again.stderr[-3000:]
-    assert resumed.group(1) == stopped.group(1) and 0 < int(stopped.group(1)) < reference.provenance["env_steps"]
+    assert rerun_resumes(args, out, tmp_path) == int(stopped.group(1)) and 0 < int(stopped.group(1)) < reference.provenance["env_steps"]
     result = only_result(out)
     assert result.metrics == reference.metrics
     assert result.curve == reference.curve
     for key, values in results.load_episodes(out, result.run_id).items():
         np.testing.assert_array_equal(values, results.load_episodes(tmp_path / "reference", result.run_id)[key], err_msg=key)
     assert not checkpoint_path.exists()
+
+
+def test_sigkill_then_rerun_resumes_llm_pg_and_matches_an_uninterrupted_run(tmp_path, make_config):
+    """kill -9 after a checkpoint: the same command resumes from it and ends as an uninterrupted run."""
+    args = ["agent=llm_pg", *COMMON, *RESUMABLE["llm_pg"]]
+    reference, out, checkpoint_path, proc = start_after_reference(args, tmp_path, make_config, "killed")
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGKILL and results.completed_result(out, reference.run_id) is None
+    assert 0 < rerun_resumes(args, out, tmp_path) < reference.provenance["env_steps"]
+    result = only_result(out)
+    assert (result.metrics, result.curve) == (reference.metrics, reference.curve)
+    assert result.provenance["llm_env_steps"] == reference.provenance["llm_env_steps"]  # counters carried over
 
 
 SWEEP = ["-m", "agent=ppo", "env=cartpole", "seed=0-9", "debug=smoke", "checkpoint.every_steps=128"]
@@ -133,8 +158,14 @@ class _StopAt:
             raise KeyboardInterrupt
 
 
+#: The part of each agent's ``state_dict`` that training changes.
+TRAINED = {"ppo": "actor", "dqn": "q_network", "llm_pg": "llm"}
+
+
 @pytest.mark.parametrize("agent,env,small", [("ppo", "maze", ["agent.n_envs=2", "agent.n_steps=16", "agent.n_epochs=1"]),
-                                              ("dqn", "MiniGrid-DoorKey-5x5-v0", [])])
+                                              ("dqn", "MiniGrid-DoorKey-5x5-v0", []),
+                                              ("llm_pg", "MiniGrid-DoorKey-5x5-v0", ["llm.model=tiny-random", "agent.n_envs=4", "agent.n_steps=16",
+                                                                                    "agent.batch_size=32", "agent.n_epochs=1"])])
 def test_the_safe_checkpoint_format_restores_grid_world_env_stacks_exactly(agent, env, small, make_config, tmp_path):
     """A checkpoint holds the training env (MiniGrid grids, maze layouts) as data; training continues identically."""
     import torch
@@ -157,5 +188,5 @@ def test_the_safe_checkpoint_format_restores_grid_world_env_stacks_exactly(agent
     for agent_ in (original, restored):
         checkpoint.set_rng_state(saved["rng"])
         agent_.learn(envs, total, _StopAt(10**9))
-        finals.append({k: v.clone() for k, v in agent_.state_dict()[("actor" if agent == "ppo" else "q_network")].items()})
+        finals.append({k: v.clone() for k, v in agent_.state_dict()[TRAINED[agent]].items()})
     assert all(torch.equal(finals[0][k], finals[1][k]) for k in finals[0])

@@ -39,9 +39,8 @@ from llmrl_bench.agents.llm_policy import (
     FineTune,
     LLMConfig,
     LLMPolicy,
-    as_llm_config,
     candidate_actions,
-    check_llm_config,
+    checked_llm_config,
     seeded_torch,
 )
 from llmrl_bench.agents.networks import mlp
@@ -106,6 +105,7 @@ class LLMPG:
 
     name = "llm_pg"
     supported_reprs = ("text",)
+    resumable = True
 
     def __init__(self, config: LLMPGConfig, observation_space: gym.Space, action_space: gym.Space, seed: int):
         self.config = config
@@ -119,14 +119,15 @@ class LLMPG:
         self.value_head: torch.nn.Module | None = None  # built with the model, on first use
         self.optimizer: torch.optim.Optimizer | None = None
         self.global_step = 0
+        self.loop: dict | None = None  # between rollouts: vec_env, observations, autoreset, episode counters
 
     @staticmethod
     def check_config(cfg: Any) -> None:
         """One-line errors for a model that cannot load or an invalid ``llm`` setting."""
-        llm = as_llm_config(cfg.agent.llm)
-        if llm.temperature <= 0:
-            raise ConfigError(f"agent.llm.temperature={llm.temperature} must be > 0 for llm_pg (it is the policy's softmax temperature)")
-        check_llm_config(llm)
+        temperature = cfg.agent.llm.temperature
+        if temperature <= 0:
+            raise ConfigError(f"agent.llm.temperature={temperature} must be > 0 for llm_pg (it is the policy's softmax temperature)")
+        checked_llm_config(cfg)
 
     # ------------------------------------------------------------------ model
     def _build(self) -> None:
@@ -205,12 +206,11 @@ class LLMPG:
 
     # ---------------------------------------------------------------- training
     def learn(self, envs: EnvFactory, total_steps: int, hooks: TrainingHooks) -> None:
-        """Train until ``global_step >= total_steps`` (the last rollout is finished and used)."""
+        """Train until ``global_step >= total_steps`` (the last rollout is finished and used).
+        After ``load_state_dict`` of a mid-training state, continues that training."""
         self._build()
         cfg, policy = self.config, self.policy
         num_steps, num_envs, temperature = cfg.n_steps, cfg.n_envs, cfg.llm.temperature
-        device = policy.device
-        vec_env = envs.make_vec(num_envs)
 
         # Rollout storage, shapes (num_steps, num_envs); prompts index the rollout's distinct
         # prompts, actions are candidate indices (``policy.action_ids`` maps them to env actions).
@@ -223,15 +223,16 @@ class LLMPG:
         values = np.zeros((num_steps, num_envs), np.float32)
         valid = np.zeros((num_steps, num_envs), bool)
 
-        observations, _ = vec_env.reset(seed=self.seed)
-        seen = [{observation} for observation in observations]  # texts seen in each env's episode
-        intrinsic_sum, intrinsic_count = 0.0, 0
-        autoreset = np.zeros(num_envs, bool)  # this env's next step() only resets it
-        episodic_return = np.zeros(num_envs)
-        episodic_length = np.zeros(num_envs, np.int64)
+        if self.loop is None:
+            self.loop = self._start_loop(envs)
+        loop, vec_env = self.loop, self.loop["vec_env"]
         start_time, start_step = time.perf_counter(), self.global_step
 
         while self.global_step < total_steps:
+            hooks.checkpoint_point(self.global_step)
+            # Rollout-local names; the arrays and ``seen`` change in place, the rest is written back below.
+            observations, autoreset, seen = loop["observations"], loop["autoreset"], loop["seen"]
+            episodic_return, episodic_length = loop["episodic_return"], loop["episodic_length"]
             progress = self.global_step / total_steps
             for group, base in zip(self.optimizer.param_groups, (cfg.learning_rate, cfg.value_learning_rate)):
                 group["lr"] = base * (1.0 - progress) if cfg.anneal_lr else base
@@ -258,7 +259,8 @@ class LLMPG:
                 if cfg.novelty_bonus:
                     bonus = novelty_bonus(observations, autoreset, seen, cfg.novelty_bonus)
                     rewards[step] += bonus
-                    intrinsic_sum, intrinsic_count = intrinsic_sum + float(bonus.sum()), intrinsic_count + acted
+                    loop["intrinsic_sum"] += float(bonus.sum())
+                    loop["intrinsic_count"] += acted
                 terminateds[step] = terminated
                 dones[step] = done
                 for i in np.flatnonzero(done):
@@ -266,41 +268,13 @@ class LLMPG:
                     episodic_return[i], episodic_length[i] = 0.0, 0
                 autoreset = done
                 hooks.on_step(self.global_step)
+            loop.update(observations=observations, autoreset=autoreset)
 
             next_index = rollout.index(policy.prompts(observations))  # may score new prompts: index first
             next_value = rollout.values[next_index].numpy()
             advantages, returns = gae(rewards, values, next_value, terminateds, dones, cfg.gamma, cfg.gae_lambda)
-
             valid_index = np.flatnonzero(valid.reshape(-1))
-            b_prompts = prompt_index.reshape(-1)
-            b_actions = torch.from_numpy(actions.reshape(-1)).to(device)
-            b_logprobs = torch.from_numpy(logprobs.reshape(-1)).to(device)
-            b_advantages = torch.from_numpy(advantages.reshape(-1)).to(device)
-            b_returns = torch.from_numpy(returns.reshape(-1)).to(device)
-
-            for epoch in range(cfg.n_epochs):
-                shuffled = self.rng.permutation(valid_index)
-                for start in range(0, len(shuffled), cfg.batch_size):
-                    mb_index = shuffled[start : start + cfg.batch_size]
-                    distinct, inverse = np.unique(b_prompts[mb_index], return_inverse=True)
-                    scores, new_values, _ = rollout.forward_with_grad(distinct)
-                    inverse = torch.from_numpy(inverse.reshape(-1)).to(device)
-                    mb = torch.from_numpy(mb_index).to(device)
-                    log_probs_all = (scores[inverse] / temperature).log_softmax(-1)
-                    new_logprob = log_probs_all.gather(1, b_actions[mb][:, None]).squeeze(1)
-                    new_value = new_values[inverse]
-
-                    mb_advantages = b_advantages[mb]
-                    if cfg.normalize_advantage and len(mb) > 1:
-                        mb_advantages = (mb_advantages - mb_advantages.mean()) / (mb_advantages.std() + 1e-8)
-                    losses = ppo_losses(new_logprob, b_logprobs[mb], mb_advantages, new_value, b_returns[mb], cfg.clip_range)
-                    entropy_loss = (log_probs_all.exp() * log_probs_all).sum(-1).mean()  # negative entropy
-                    loss = losses.pg_loss + cfg.vf_coef * losses.v_loss + cfg.ent_coef * entropy_loss
-
-                    self.optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    torch.nn.utils.clip_grad_norm_(self.llm_parameters + list(self.value_head.parameters()), cfg.max_grad_norm)
-                    self.optimizer.step()
+            losses, entropy_loss = self._update(rollout, valid_index, prompt_index, actions, logprobs, advantages, returns)
             policy.weights_changed()
 
             logged = {
@@ -314,35 +288,125 @@ class LLMPG:
                 **policy.charts(),
             }
             if cfg.novelty_bonus:
-                logged["charts/novelty_bonus_per_step"] = intrinsic_sum / max(intrinsic_count, 1)
+                logged["charts/novelty_bonus_per_step"] = loop["intrinsic_sum"] / max(loop["intrinsic_count"], 1)
             logged.update(explained_variance(values.reshape(-1)[valid_index], returns.reshape(-1)[valid_index]))
             hooks.log(self.global_step, logged)
         vec_env.close()
+        self.loop = None
 
-    def provenance(self) -> dict[str, float]:
-        """Compute spent in the LLM, backward passes included (see ``LLMPolicy.provenance``)."""
+    def _start_loop(self, envs: EnvFactory) -> dict:
+        """The state the loop carries between rollouts (and checkpoints): vector env, last observations, counters."""
+        num_envs = self.config.n_envs
+        vec_env = envs.make_vec(num_envs)
+        observations, _ = vec_env.reset(seed=self.seed)
+        return {
+            "vec_env": vec_env,
+            "observations": observations,
+            "seen": [{observation} for observation in observations],  # texts seen in each env's episode
+            "autoreset": np.zeros(num_envs, bool),  # this env's next step() only resets it
+            "episodic_return": np.zeros(num_envs),
+            "episodic_length": np.zeros(num_envs, np.int64),
+            "intrinsic_sum": 0.0,  # novelty bonus paid, for its chart
+            "intrinsic_count": 0,
+        }
+
+    def _update(self, rollout: "_RolloutPrompts", valid_index: np.ndarray, prompt_index: np.ndarray, actions: np.ndarray,
+                logprobs: np.ndarray, advantages: np.ndarray, returns: np.ndarray):
+        """``n_epochs`` of clipped-PPO minibatch updates over a rollout's valid steps; the last minibatch's losses."""
+        cfg, device = self.config, self.policy.device
+        b_prompts = prompt_index.reshape(-1)
+        b_actions = torch.from_numpy(actions.reshape(-1)).to(device)
+        b_logprobs = torch.from_numpy(logprobs.reshape(-1)).to(device)
+        b_advantages = torch.from_numpy(advantages.reshape(-1)).to(device)
+        b_returns = torch.from_numpy(returns.reshape(-1)).to(device)
+        for epoch in range(cfg.n_epochs):
+            shuffled = self.rng.permutation(valid_index)
+            for start in range(0, len(shuffled), cfg.batch_size):
+                mb_index = shuffled[start : start + cfg.batch_size]
+                distinct, inverse = np.unique(b_prompts[mb_index], return_inverse=True)
+                scores, new_values, _ = rollout.forward_with_grad(distinct)
+                inverse = torch.from_numpy(inverse.reshape(-1)).to(device)
+                mb = torch.from_numpy(mb_index).to(device)
+                log_probs_all = (scores[inverse] / cfg.llm.temperature).log_softmax(-1)
+                new_logprob = log_probs_all.gather(1, b_actions[mb][:, None]).squeeze(1)
+                new_value = new_values[inverse]
+
+                mb_advantages = b_advantages[mb]
+                if cfg.normalize_advantage and len(mb) > 1:
+                    mb_advantages = (mb_advantages - mb_advantages.mean()) / (mb_advantages.std() + 1e-8)
+                losses = ppo_losses(new_logprob, b_logprobs[mb], mb_advantages, new_value, b_returns[mb], cfg.clip_range)
+                entropy_loss = (log_probs_all.exp() * log_probs_all).sum(-1).mean()  # negative entropy
+                loss = losses.pg_loss + cfg.vf_coef * losses.v_loss + cfg.ent_coef * entropy_loss
+
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(self.llm_parameters + list(self.value_head.parameters()), cfg.max_grad_norm)
+                self.optimizer.step()
+        return losses, entropy_loss
+
+    def provenance(self) -> dict[str, float | str]:
+        """Compute spent in the LLM, backward passes included, and where it ran (see ``LLMPolicy.provenance``)."""
         return self.policy.provenance()
 
     # ------------------------------------------------------------- persistence
+    def _meta(self) -> dict[str, Any]:
+        llm = self.config.llm
+        return {"model": llm.model, "finetune": llm.finetune.value, "trained_layers": llm.trained_layers}
+
+    def _trained_weights(self) -> dict[str, torch.Tensor]:
+        """The LLM weights that train (all others are the model's own), on the CPU."""
+        return {name: p.detach().cpu().clone() for name, p in self.policy.model.named_parameters() if p.requires_grad}
+
+    def _load_trained_weights(self, trained: dict[str, torch.Tensor]) -> None:
+        parameters = dict(self.policy.model.named_parameters())
+        with torch.no_grad():
+            for name, value in trained.items():
+                parameters[name].copy_(value)
+
     def save(self, path: Path) -> None:
         """The trained LLM weights (only those that train) and the value head."""
         self._build()
-        trained = {name: p.detach().cpu() for name, p in self.policy.model.named_parameters() if p.requires_grad}
-        meta = {"model": self.config.llm.model, "finetune": self.config.llm.finetune.value, "trained_layers": self.config.llm.trained_layers}
-        torch.save({"meta": meta, "llm": trained, "value_head": self.value_head.state_dict()}, path)
+        torch.save({"meta": self._meta(), "llm": self._trained_weights(), "value_head": self.value_head.state_dict()}, path)
 
     def load(self, path: Path) -> None:
         self._build()
         state = torch.load(path, weights_only=True)
-        meta = {"model": self.config.llm.model, "finetune": self.config.llm.finetune.value, "trained_layers": self.config.llm.trained_layers}
-        if state["meta"] != meta:
-            raise ValueError(f"{path} holds a policy for {state['meta']}, this agent is {meta}")
-        parameters = dict(self.policy.model.named_parameters())
-        with torch.no_grad():
-            for name, value in state["llm"].items():
-                parameters[name].copy_(value)
+        if state["meta"] != self._meta():
+            raise ValueError(f"{path} holds a policy for {state['meta']}, this agent is {self._meta()}")
+        self._load_trained_weights(state["llm"])
         self.value_head.load_state_dict(state["value_head"])
         self.policy.weights_changed()
+
+    def state_dict(self) -> dict:
+        """Everything needed to continue training: trained weights, value head, optimizer, RNGs, counters.
+
+        Between rollouts of ``learn`` it also holds the loop state, the vector env included.
+        """
+        self._build()
+        return {
+            "meta": self._meta(),
+            "llm": self._trained_weights(),
+            "value_head": self.value_head.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "rng": self.rng.bit_generator.state,
+            "policy": self.policy.state_dict(),
+            "global_step": self.global_step,
+            "loop": None if self.loop is None else {
+                key: value.copy() if isinstance(value, np.ndarray) else value for key, value in self.loop.items()
+            },
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self._build()
+        if state["meta"] != self._meta():
+            raise ValueError(f"the checkpoint holds a policy for {state['meta']}, this agent is {self._meta()}")
+        self._load_trained_weights(state["llm"])
+        self.value_head.load_state_dict(state["value_head"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.rng.bit_generator.state = state["rng"]
+        self.policy.load_state_dict(state["policy"])  # after the weights: it restores their memoised scores
+        self.global_step = int(state["global_step"])
+        self.loop = state.get("loop")
 
 
 def novelty_bonus(observations: Any, autoreset: np.ndarray, seen: list[set[str]], bonus: float) -> np.ndarray:

@@ -25,7 +25,7 @@ import torch
 
 from llmrl_bench.agents.networks import seeded_torch
 from llmrl_bench.errors import ConfigError
-from llmrl_bench.representations.llm_embed import LLMModelConfig, autocast_context, check_model_config
+from llmrl_bench.llm.settings import LLMModelConfig, autocast_context, autocast_name, check_model_config, check_wired
 from llmrl_bench.representations.text import CARTPOLE_ACTION_NAMES, MINIGRID_ACTION_NAMES, NUM_NAVIGATION_ACTIONS
 
 #: ``llm.eval_sampling``: the evaluation generator's seed is the run's seed plus this.
@@ -48,7 +48,12 @@ class FineTune(str, Enum):
 
 @dataclass
 class LLMConfig(LLMModelConfig):
-    """The ``llm`` block of an LLM agent: the model, its sampling temperature and what RL trains."""
+    """The ``llm`` block of an LLM agent: the model, its sampling temperature and what RL trains.
+
+    The model fields (``model``, ``device``, ``dtype``, ``autocast``) are set at the top level
+    (``llm.model=``); ``conf/agent/llm_*.yaml`` wire them here, so a stored config holds the
+    effective values. The other fields are the agent's own (``agent.llm.temperature=``).
+    """
 
     temperature: float = 1.0
     """Policy = softmax(scores / temperature) when sampling; 0 acts greedily (zero-shot only)."""
@@ -104,15 +109,23 @@ def check_llm_config(llm: LLMConfig, key: str = "agent.llm") -> None:
     """Fail in one line, before any model is loaded, on a model that cannot load or a bad setting.
 
     Raises:
-        llmrl_bench.errors.ConfigError: naming ``<key>.<field>`` and the allowed values.
+        llmrl_bench.errors.ConfigError: naming ``<key>.<field>`` (``llm.<field>`` for the model) and the allowed values.
     """
-    check_model_config(llm, key)
+    check_model_config(llm)
     for name in ("temperature", "trained_layers", "lora_rank", "lora_alpha"):
         value = getattr(llm, name)
         if value < 0:
             raise ConfigError(f"{key}.{name}={value} must be >= 0")
     if llm.eval_sampling and llm.temperature <= 0:
         raise ConfigError(f"{key}.eval_sampling=true needs {key}.temperature > 0, got {llm.temperature}")
+
+
+def checked_llm_config(cfg: Any) -> LLMConfig:
+    """The run's ``agent.llm``, checked (:func:`check_llm_config`) and wired to the top-level ``llm``."""
+    check_wired(cfg.agent.llm, cfg.get("llm"), "agent")
+    llm = as_llm_config(cfg.agent.llm)
+    check_llm_config(llm)
+    return llm
 
 
 class LLMPolicy:
@@ -230,8 +243,37 @@ class LLMPolicy:
             return self.action_ids[self.sample(scores, self.eval_generator)]
         return self.action_ids[self.choose(scores, greedy)]
 
+    # ---------------------------------------------------------- checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        """Sampling generators, memoised scores and compute counters (the weights are the agent's)."""
+        counters = self.scorer.counters
+        return {
+            "generator": self.generator.get_state(),
+            "eval_generator": self.eval_generator.get_state(),
+            "scores": dict(self.scores),
+            "score_hits": self.score_hits,
+            "score_misses": self.score_misses,
+            "env_steps": self.env_steps,
+            "counters": {"llm_tokens": counters.llm_tokens, "llm_flops": counters.llm_flops, "llm_seconds": counters.llm_seconds},
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.ensure_loaded()
+        self.generator.set_state(state["generator"])
+        self.eval_generator.set_state(state["eval_generator"])
+        self.scores = dict(state["scores"])
+        self.score_hits, self.score_misses, self.env_steps = state["score_hits"], state["score_misses"], state["env_steps"]
+        for name, value in state["counters"].items():
+            setattr(self.scorer.counters, name, value)
+
     # ------------------------------------------------------------- accounting
-    def provenance(self) -> dict[str, float]:
+    def provenance(self) -> dict[str, float | str]:
+        """The compute numbers of :meth:`charts` and where the model ran: ``llm_device``, ``llm_autocast`` (``auto`` resolved)."""
+        if self.scorer is None:
+            return {}
+        return {**self.counts(), "llm_device": str(self.device), "llm_autocast": autocast_name(self.llm, self.device)}
+
+    def counts(self) -> dict[str, float]:
         """``llm_tokens``, ``llm_flops``, ``llm_params``, ``llm_seconds``, per-env-step seconds, memo hit rate."""
         if self.scorer is None:
             return {}
@@ -245,8 +287,8 @@ class LLMPolicy:
         }
 
     def charts(self) -> dict[str, float]:
-        """The provenance numbers under ``charts/`` for W&B."""
-        return {f"charts/{key}": float(value) for key, value in self.provenance().items()}
+        """The compute numbers under ``charts/`` for W&B."""
+        return {f"charts/{key}": float(value) for key, value in self.counts().items()}
 
 
 def candidate_actions(

@@ -21,9 +21,8 @@ from llmrl_bench.agents.base import EnvFactory, TrainingHooks
 from llmrl_bench.agents.llm_policy import (
     LLMConfig,
     LLMPolicy,
-    as_llm_config,
     candidate_actions,
-    check_llm_config,
+    checked_llm_config,
 )
 
 
@@ -64,7 +63,7 @@ class LLMZeroShot:
     @staticmethod
     def check_config(cfg: Any) -> None:
         """One-line errors for a model that cannot load or an invalid ``llm`` setting."""
-        check_llm_config(as_llm_config(cfg.agent.llm))
+        checked_llm_config(cfg)
 
     def act(self, observations: Any, greedy: bool = True) -> np.ndarray:
         """Argmax of the scores (greedy; a sample with ``llm.eval_sampling``), else a temperature sample."""

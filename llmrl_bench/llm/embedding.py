@@ -58,6 +58,10 @@ class TextEmbedder:
         return self.decoder.embed_tokens.embedding_dim
 
     @property
+    def device(self) -> torch.device:
+        return self.decoder.embed_tokens.weight.device
+
+    @property
     def hit_rate(self) -> float:
         """hits / (hits + misses); 0.0 before any lookup."""
         lookups = self.hits + self.misses
@@ -99,7 +103,7 @@ class TextEmbedder:
 
     def _compute(self, texts: list[str]) -> list[torch.Tensor]:
         start = time.perf_counter()
-        device = self.decoder.embed_tokens.weight.device
+        device = self.device
         token_ids = self.tokenizer(texts, add_special_tokens=True)["input_ids"]
         if min(len(ids) for ids in token_ids) == 0:
             raise ValueError("cannot embed a text with no tokens")

