@@ -12,9 +12,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from omegaconf import OmegaConf
-
-from llmrl_bench.config import RunConfig
+from llmrl_bench.commands import stored_run_config
 from llmrl_bench.results import RESULT_FILE, load_result, load_results
 from llmrl_bench.runner import run
 
@@ -22,10 +20,7 @@ from llmrl_bench.runner import run
 def rerun(run_dir: Path, scratch: Path) -> list[str]:
     """The differences between the stored run and its re-run (empty: identical)."""
     stored = load_result(run_dir / RESULT_FILE)
-    # Older results predate some top-level sections (e.g. checkpoint): they take today's defaults.
-    cfg = OmegaConf.merge(OmegaConf.structured(RunConfig), stored.config,
-                          {"results_dir": str(scratch), "progress": False, "overwrite": True})
-    cfg.logger.kind = "none"
+    cfg = stored_run_config(stored, results_dir=str(scratch), progress=False, overwrite=True, logger={"kind": "none"})
     run(cfg)
     (fresh,) = load_results(scratch)[0]
     differences = [f"run_id {fresh.run_id}"] if fresh.run_id != stored.run_id else []

@@ -35,7 +35,7 @@ from llmrl_bench.envs.base import EVAL_SEED_OFFSET, TRAIN
 from llmrl_bench.metrics import HEADLINE_METRICS
 from llmrl_bench.agents.llm_policy import default_actions
 from llmrl_bench.run_envs import RunEnvs
-from llmrl_bench.runner import build_agent, experiment_config
+from llmrl_bench.runner import build_agent, experiment_config, run_with_status
 from llmrl_bench.stats import iqm_across_seeds
 
 PROG = "llmrl-bench"
@@ -325,7 +325,23 @@ def _gif_path(value: str | None) -> Path | None:
     return path
 
 
-def _policy_of(run: str) -> tuple[results.RunResult, Path]:
+def stored_run_config(result: results.RunResult, **overrides: Any) -> DictConfig:
+    """The run config ``result`` was made with; sections it predates (e.g. ``checkpoint``) take today's defaults."""
+    return OmegaConf.merge(OmegaConf.structured(RunConfig), result.config, overrides)
+
+
+def retrain(result: results.RunResult, results_dir: str) -> Path:
+    """Train ``result``'s run again from its stored config into ``results_dir``; the folder of the new run.
+
+    Runs repeat bit for bit (``experiments/rerun_reference.py``), so its policy is the one the run ended with.
+    """
+    cfg = stored_run_config(result, results_dir=results_dir, overwrite=False, logger={"kind": "none"})
+    print(f"no policy stored: training {result.agent}/{result.repr}/{result.env} seed={result.seed} again into {results_dir} ...", flush=True)
+    run_with_status(cfg)
+    return results.run_dir(results_dir, results.run_id(experiment_config(cfg)))
+
+
+def _policy_of(run: str, train_to: str | None = None) -> tuple[results.RunResult, Path]:
     path, one_run = find_results(Path(run))
     if not one_run:
         raise CommandError(f"{run}: a results folder; watch takes one run dir, e.g. {next(results.iter_result_paths(path)).parent}")
@@ -333,8 +349,11 @@ def _policy_of(run: str) -> tuple[results.RunResult, Path]:
     if result.status != "completed":
         raise CommandError(f"{path.parent}: the run {result.status}, so it has no policy to watch")
     policy = path.parent / results.POLICY_FILE
+    if not policy.is_file() and train_to is not None:
+        policy = retrain(result, train_to) / results.POLICY_FILE
     if not policy.is_file():
-        raise CommandError(f"no {results.POLICY_FILE} in {path.parent}: committed reference runs do not ship policies; {_rerun_hint(result)}")
+        raise CommandError(f"no {results.POLICY_FILE} in {path.parent}: committed reference runs do not ship policies; "
+                           f"add --train to train it again first, or {_rerun_hint(result)}")
     return result, policy
 
 
@@ -363,7 +382,7 @@ def _action_names(count: int) -> list[str]:
 
 
 def watch_command(args: argparse.Namespace) -> int:
-    result, policy = _policy_of(args.run)
+    result, policy = _policy_of(args.run, args.results_dir if args.train else None)
     gif = _gif_path(args.gif)
     if args.episode < 0:
         raise CommandError(f"--episode {args.episode}: must be >= 0")
@@ -500,6 +519,8 @@ def _parser() -> argparse.ArgumentParser:
     watch.add_argument("--episode", type=int, default=0, help="which evaluation episode (its env seed), default 0")
     watch.add_argument("--delay", type=float, default=0.0, help="seconds to wait between frames, default 0")
     watch.add_argument("--fps", type=float, default=4.0, help="frames per second of the GIF, default 4")
+    watch.add_argument("--train", action="store_true", help="a run without policy.pt (a committed reference run): train it again first")
+    watch.add_argument("--results-dir", default=RunConfig.results_dir, help=f"where --train puts the run, default {RunConfig.results_dir}")
     watch.set_defaults(handler=watch_command)
     return parser
 

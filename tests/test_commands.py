@@ -236,3 +236,18 @@ def test_watch_refuses_a_target_outside_the_registry(fresh, tmp_path, capsys, mo
     assert commands.main(["watch", str(run_dir)]) == 2
     err = capsys.readouterr().err
     assert "agent._target_='os.system' is not a registered agent" in err and "llmrl_bench.agents.ppo.PPO" in err
+
+
+def test_watch_trains_a_committed_reference_run_again_with_train(tmp_path):
+    """A reference run ships no policy: --train re-trains it from its stored config (same run_id), then replays it."""
+    reference = next(result for result in results.load_results(REPO / "results" / "reference")[0]
+                     if result.agent == "reinforce" and result.env == "maze")
+    run_dir = REPO / "results" / "reference" / "runs" / reference.run_id
+    refused = run_cli("watch", str(run_dir))
+    assert refused.returncode == 2 and "--train" in refused.stderr
+    proc = run_cli("watch", str(run_dir), "--train", "--results-dir", str(tmp_path), timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "no policy stored: training" in proc.stdout and re.search(r"return \S+ in \d+ steps", proc.stdout)
+    assert (tmp_path / "runs" / reference.run_id / results.POLICY_FILE).is_file()
+    (retrained,) = results.load_results(tmp_path)[0]
+    assert retrained.curve == reference.curve  # the same run, bit for bit
