@@ -16,7 +16,7 @@ from typing import Any, Optional
 from hydra.core.config_store import ConfigStore
 
 from llmrl_bench import registry
-from llmrl_bench.llm.settings import LLMModelConfig
+from llmrl_bench.llm.settings import LLMRunConfig
 from llmrl_bench.results import DEFAULT_TORCH_THREADS
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "conf"
@@ -85,9 +85,10 @@ class RunConfig:
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     """Not part of the run_id: checkpointing never changes a result."""
-    llm: LLMModelConfig = field(default_factory=LLMModelConfig)
+    llm: LLMRunConfig = field(default_factory=LLMRunConfig)
     """The language model of the LLM agents and ``repr=llm_embed`` (``llm.model=``, ``llm.device=``, ...);
-    ignored by the others. Not hashed itself: the components that use it hold its values (docs/llm.md)."""
+    ignored by the others; ``llm.action_mode``, ``llm.invalid_action`` and ``llm.format_penalty`` are the LLM agents'.
+    Not hashed itself: the components that use it hold its values (docs/llm.md)."""
     seed: int = 0
     """Seeds training (python, numpy, torch, envs). Evaluation uses its own fixed seeds."""
     results_dir: str = "results/local"

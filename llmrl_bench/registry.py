@@ -86,11 +86,22 @@ def identity_view(section: dict[str, Any]) -> dict[str, Any]:
 
     A schema may declare ``IDENTITY_NEUTRAL: ClassVar[dict]``: options added after results were
     recorded, with the value that reproduces the old behaviour. At exactly that value such an option
-    is left out of the run_id, so earlier run_ids stay valid; any other value changes the run_id.
+    is left out of the run_id (a dotted key names a nested option), so earlier run_ids stay valid; any other value changes the run_id.
     """
     schema = next((s for group in GROUPS for s in schemas(group).values() if s._target_ == section.get("_target_")), None)
-    neutral = getattr(schema, "IDENTITY_NEUTRAL", {})
-    return {key: value for key, value in section.items() if not (key in neutral and value == neutral[key])}
+    return _without_neutral(section, getattr(schema, "IDENTITY_NEUTRAL", {}))
+
+
+def _without_neutral(section: dict[str, Any], neutral: dict[str, Any]) -> dict[str, Any]:
+    """``section`` less the options at their neutral value; a dotted key (``llm.action_mode``) names a nested one."""
+    view = {}
+    for key, value in section.items():
+        nested = {name.split(".", 1)[1]: v for name, v in neutral.items() if name.startswith(f"{key}.")}
+        if nested and isinstance(value, dict):
+            view[key] = _without_neutral(value, nested)
+        elif not (key in neutral and value == neutral[key]):
+            view[key] = value
+    return view
 
 
 def component_class(group: str, name: str) -> type:

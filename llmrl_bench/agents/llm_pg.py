@@ -26,7 +26,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, ClassVar, Optional
 
 import gymnasium as gym
 import numpy as np
@@ -37,6 +37,7 @@ from llmrl_bench.errors import ConfigError
 from llmrl_bench.agents.base import EnvFactory, TrainingHooks
 from llmrl_bench.agents.llm_policy import (
     FineTune,
+    LLM_IDENTITY_NEUTRAL,
     LLMConfig,
     LLMPolicy,
     candidate_actions,
@@ -52,6 +53,8 @@ from llmrl_bench.agents.ppo_math import explained_variance, gae, ppo_diagnostics
 class LLMPGConfig:
     """PPO on an LLM policy; defaults are for the CPU (``finetune=head``, small rollouts)."""
 
+    #: Options added after the committed results, at the value that reproduces them (registry.identity_view).
+    IDENTITY_NEUTRAL: ClassVar[dict] = LLM_IDENTITY_NEUTRAL
     _target_: str = "llmrl_bench.agents.llm_pg.LLMPG"
     llm: LLMConfig = field(default_factory=LLMConfig)
     """The language model, the policy temperature and what trains (``finetune``)."""

@@ -25,11 +25,14 @@ import torch
 
 from llmrl_bench.agents.networks import seeded_torch
 from llmrl_bench.errors import ConfigError
-from llmrl_bench.llm.settings import LLMModelConfig, autocast_context, autocast_name, check_model_config, check_wired
+from llmrl_bench.llm.settings import ActionMode, InvalidAction, LLMRunConfig, autocast_context, autocast_name, check_model_config, check_wired
 from llmrl_bench.representations.text import CARTPOLE_ACTION_NAMES, MINIGRID_ACTION_NAMES, NUM_NAVIGATION_ACTIONS
 
 #: ``llm.eval_sampling``: the evaluation generator's seed is the run's seed plus this.
 EVAL_GENERATOR_OFFSET = 1_000_003
+
+#: The ``agent.llm`` options added after the committed LLM runs, at their old behaviour (``IDENTITY_NEUTRAL``).
+LLM_IDENTITY_NEUTRAL = {"llm.action_mode": ActionMode.score.value, "llm.invalid_action": InvalidAction.default.value, "llm.format_penalty": 0.0}
 
 #: Prompt goal line for CartPole, whose observations carry no mission.
 CARTPOLE_GOAL = "keep the pole upright for as long as possible"
@@ -47,11 +50,12 @@ class FineTune(str, Enum):
 
 
 @dataclass
-class LLMConfig(LLMModelConfig):
+class LLMConfig(LLMRunConfig):
     """The ``llm`` block of an LLM agent: the model, its sampling temperature and what RL trains.
 
-    The model fields (``model``, ``device``, ``dtype``, ``autocast``) are set at the top level
-    (``llm.model=``); ``conf/agent/llm_*.yaml`` wire them here, so a stored config holds the
+    The model fields (``model``, ``device``, ``dtype``, ``autocast``) and the action fields
+    (``action_mode``, ``invalid_action``, ``format_penalty``) are set at the top level
+    (``llm.model=``, ``llm.action_mode=``); ``conf/agent/llm_*.yaml`` wire them here, so a stored config holds the
     effective values. The other fields are the agent's own (``agent.llm.temperature=``).
     """
 
@@ -100,8 +104,9 @@ def as_llm_config(llm: Any) -> LLMConfig:
 
     values = OmegaConf.to_container(llm, resolve=True) if isinstance(llm, DictConfig) else dict(llm or {})
     values.pop("_target_", None)
-    if "finetune" in values:
-        values["finetune"] = FineTune(values["finetune"])
+    for name, kind in (("finetune", FineTune), ("action_mode", ActionMode), ("invalid_action", InvalidAction)):
+        if name in values:
+            values[name] = kind(values[name])
     return LLMConfig(**values)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, ClassVar, Optional
 
 import gymnasium as gym
 import numpy as np
@@ -19,6 +19,7 @@ import numpy as np
 from llmrl_bench.registry import register
 from llmrl_bench.agents.base import EnvFactory, TrainingHooks
 from llmrl_bench.agents.llm_policy import (
+    LLM_IDENTITY_NEUTRAL,
     LLMConfig,
     LLMPolicy,
     candidate_actions,
@@ -31,6 +32,8 @@ from llmrl_bench.agents.llm_policy import (
 class LLMZeroShotConfig:
     """Zero-shot LLM agent settings."""
 
+    #: Options added after the committed results, at the value that reproduces them (registry.identity_view).
+    IDENTITY_NEUTRAL: ClassVar[dict] = LLM_IDENTITY_NEUTRAL
     _target_: str = "llmrl_bench.agents.llm_zero_shot.LLMZeroShot"
     llm: LLMConfig = field(default_factory=lambda: LLMConfig(temperature=0.0))
     """The language model and its sampling temperature (``finetune`` is unused)."""

@@ -14,6 +14,7 @@ import contextlib
 import dataclasses
 import functools
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 from typing import Any, Optional
 
@@ -43,9 +44,46 @@ class LLMModelConfig:
     AVX512-BF16, else none), ``bfloat16``, ``float16``, or null (none: compute in ``dtype``)."""
 
 
+class ActionMode(str, Enum):
+    """How an LLM agent turns text into an action (docs/llm_agents.md#action-modes)."""
+
+    score = "score"
+    """GLAM: a softmax over each listed action's summed token log-probabilities."""
+    generate = "generate"
+    """BALROG/SmartPlay: the model writes an action, a parser maps it to a listed one."""
+
+
+class InvalidAction(str, Enum):
+    """``action_mode=generate``: what an output that names no listed action does (docs/llm_agents.md)."""
+
+    default = "default"
+    """BALROG: act the default action (the first listed one), counted as invalid."""
+    noop_penalty = "noop_penalty"
+    """RAGEN: act the listed ``done`` action if there is one (MiniGrid's no-op), else the default
+    action, and add ``-format_penalty`` (> 0 required) to the training reward."""
+    resample = "resample"
+    """TextArena-like: one more sampled try at the temperature, then the default action."""
+
+
+@dataclass
+class LLMRunConfig(LLMModelConfig):
+    """The top-level ``llm`` node: the model settings plus how the LLM agents act (agents only)."""
+
+    action_mode: ActionMode = ActionMode.score
+    """``score`` (GLAM scores of the listed actions) or ``generate`` (generated text, parsed)."""
+    invalid_action: InvalidAction = InvalidAction.default
+    """``generate``: ``default``, ``noop_penalty`` or ``resample`` (see :class:`InvalidAction`)."""
+    format_penalty: float = 0.0
+    """``generate``, ``llm_pg``: subtracted from the training reward of a step whose output was invalid (0: off)."""
+
+
 MODEL_FIELDS = tuple(f.name for f in dataclasses.fields(LLMModelConfig))
+#: The fields of the top-level ``llm`` node that only the agents' ``agent.llm`` copies.
+ACTION_FIELDS = tuple(f.name for f in dataclasses.fields(LLMRunConfig) if f.name not in MODEL_FIELDS)
 #: Overrides of the per-component copies, and where they are set now.
-MOVED_KEYS = {f"{section}.llm.{name}": f"llm.{name}" for section in ("agent", "repr") for name in MODEL_FIELDS}
+MOVED_KEYS = {f"{section}.llm.{name}": f"llm.{name}" for section in ("agent", "repr") for name in MODEL_FIELDS} | {
+    f"agent.llm.{name}": f"llm.{name}" for name in ACTION_FIELDS
+}
 
 
 @functools.lru_cache(maxsize=None)
@@ -141,7 +179,7 @@ def check_wired(component: Any, top: Any, section: str) -> None:
     Raises:
         llmrl_bench.errors.ConfigError: naming the override to use instead.
     """
-    for name in MODEL_FIELDS:
+    for name in MODEL_FIELDS + (ACTION_FIELDS if section == "agent" else ()):
         value = component.get(name) if hasattr(component, "get") else getattr(component, name)
         if top is not None and value != top.get(name):
             raise ConfigError(f"{section}.llm.{name}={value!r} is not where the model is set: use llm.{name}={value}")
