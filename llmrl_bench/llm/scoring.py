@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence
 
 import torch
 
@@ -45,6 +45,7 @@ def build_prompt(
     actions: Sequence[str],
     history: Sequence[tuple[str, str]] | None = None,
     history_length: int = HISTORY_LENGTH,
+    instruction: str = "",
 ) -> str:
     """The GLAM prompt; it ends with ``"Action:"`` so the next tokens are the action.
 
@@ -55,9 +56,12 @@ def build_prompt(
         actions: the legal actions, in the env's action order.
         history: earlier ``(observation, action)`` pairs, oldest first; the last
             ``history_length`` are kept.
+        instruction: a line after the actions (``action_mode=generate``); ``""``: none.
     """
     lines = [f"Goal: {goal}"] if goal else []
     lines.append(f"Possible actions: {', '.join(actions)}")
+    if instruction:
+        lines.append(instruction)
     recent = list(history or [])[-history_length:] if history_length > 0 else []
     for past_observation, past_action in recent:
         lines += [f"Observation: {past_observation}", f"Action: {past_action}"]
@@ -109,6 +113,9 @@ class ScoreOutput:
     """(batch, num_candidates) float32 summed log-probabilities of each candidate."""
     prompt_hidden: torch.Tensor
     """(batch, hidden) final (normed) hidden state at each prompt's last token."""
+    entropies: Optional[torch.Tensor] = None
+    """``token_stats``: (batch, num_candidates) summed entropies of the next-token distributions
+    at the positions that predict each candidate's tokens."""
 
 
 class ActionScorer:
@@ -172,15 +179,22 @@ class ActionScorer:
         self, prompts: Sequence[str], candidates: Sequence[str] | Sequence[Sequence[str]]
     ) -> ScoringBatch:
         """Tokenize and pack ``prompts`` with their ``candidates`` for :meth:`forward`."""
-        prompt_ids = self._prompt_ids(prompts)
         candidate_ids = [[self._candidate(c) for c in row] for row in _per_prompt(candidates, len(prompts))]
-        return _pack(prompt_ids, candidate_ids, self.tokenizer.pad_token_id, self.dtype, self.device)
+        return self.encode_ids(prompts, candidate_ids)
 
-    def forward(self, batch: ScoringBatch) -> ScoreOutput:
-        """Scores of a packed batch through all layers (grad follows the caller's mode)."""
+    def encode_ids(self, prompts: Sequence[str], candidate_ids: list[list[list[int]]]) -> ScoringBatch:
+        """:meth:`encode` with the candidates as token ids (e.g. generated ones), one equal-length list per prompt."""
+        return _pack(self._prompt_ids(prompts), candidate_ids, self.tokenizer.pad_token_id, self.dtype, self.device)
+
+    def forward(self, batch: ScoringBatch, temperature: float = 1.0, token_stats: bool = False) -> ScoreOutput:
+        """Scores of a packed batch through all layers (grad follows the caller's mode).
+
+        ``temperature``: token log-probabilities of softmax(logits / temperature); ``token_stats``:
+        also the candidates' summed token entropies (``ScoreOutput.entropies``).
+        """
         start = time.perf_counter()
         hidden = self._run_layers(self.decoder.embed_tokens(batch.input_ids), batch, 0, self.num_layers)
-        output = self._head(hidden, batch)
+        output = self._head(hidden, batch, temperature, token_stats)
         tracked = output.scores.requires_grad
         self._count(batch, self.num_layers, start, logits=True, new_tokens=True, backward=tracked)
         return output
@@ -199,7 +213,8 @@ class ActionScorer:
         return hidden
 
     def forward_upper(
-        self, batch: ScoringBatch, lower_hidden: torch.Tensor, num_upper_layers: int
+        self, batch: ScoringBatch, lower_hidden: torch.Tensor, num_upper_layers: int,
+        temperature: float = 1.0, token_stats: bool = False,
     ) -> ScoreOutput:
         """Scores from :meth:`forward_lower`'s output through the top ``num_upper_layers`` layers.
 
@@ -208,7 +223,7 @@ class ActionScorer:
         split = self._split(num_upper_layers)
         start = time.perf_counter()
         hidden = self._run_layers(lower_hidden, batch, split, self.num_layers)
-        output = self._head(hidden, batch)
+        output = self._head(hidden, batch, temperature, token_stats)
         tracked = output.scores.requires_grad
         self._count(batch, self.num_layers - split, start, logits=True, new_tokens=False, backward=tracked)
         return output
@@ -268,15 +283,23 @@ class ActionScorer:
                 hidden = hidden[0]
         return hidden
 
-    def _head(self, hidden: torch.Tensor, batch: ScoringBatch) -> ScoreOutput:
+    def _head(self, hidden: torch.Tensor, batch: ScoringBatch, temperature: float = 1.0, token_stats: bool = False) -> ScoreOutput:
         normed = self.decoder.norm(hidden[batch.source_rows, batch.source_cols])
-        log_probs = self.lm_head(normed).float().log_softmax(dim=-1)
-        token_scores = log_probs[batch.target_sources, batch.target_ids]
-        scores = torch.zeros(
-            batch.batch_size * batch.num_candidates, dtype=torch.float32, device=hidden.device
-        ).index_add(0, batch.target_owners, token_scores)
+        logits = self.lm_head(normed).float()
+        log_probs = (logits if temperature == 1.0 else logits / temperature).log_softmax(dim=-1)
+        shape = (batch.batch_size, batch.num_candidates)
+
+        def per_candidate(token_values: torch.Tensor) -> torch.Tensor:
+            total = torch.zeros(shape[0] * shape[1], dtype=torch.float32, device=hidden.device)
+            return total.index_add(0, batch.target_owners, token_values).view(shape)
+
+        scores = per_candidate(log_probs[batch.target_sources, batch.target_ids])
+        entropies = None
+        if token_stats:
+            source_entropies = -(log_probs.exp() * log_probs).sum(-1)
+            entropies = per_candidate(source_entropies[batch.target_sources])
         prompt_hidden = self.decoder.norm(hidden[:, batch.prompt_last])
-        return ScoreOutput(scores.view(batch.batch_size, batch.num_candidates), prompt_hidden)
+        return ScoreOutput(scores, prompt_hidden, entropies)
 
     def _score_sequences(self, sequences: list[tuple[list[int], list[int]]]) -> torch.Tensor:
         start = time.perf_counter()
