@@ -197,9 +197,25 @@ class LLMPG:
                     # A row's real tokens are its last (prompt length + candidate tokens) columns.
                     real = batch.position_ids[:, batch.prompt_last] + batch.input_ids.shape[1] - batch.prompt_last
                     kept = [lower[row, -int(n) :].clone() for row, n in enumerate(real)]
-        prompt_hidden = output.prompt_hidden.float()
-        values = self.value_head(prompt_hidden if self.config.value_grad_to_llm else prompt_hidden.detach()).squeeze(-1)
-        return output.scores.float(), values, kept
+        return output.scores.float(), self._values(output.prompt_hidden), kept
+
+    def _values(self, prompt_hidden: torch.Tensor) -> torch.Tensor:
+        prompt_hidden = prompt_hidden.float()
+        return self.value_head(prompt_hidden if self.config.value_grad_to_llm else prompt_hidden.detach()).squeeze(-1)
+
+    def _forward_generated(self, prompts: list[str], candidate_ids: list[list[tuple[int, ...]]]):
+        """``action_mode=generate``: sequence log-probs and summed token entropies (n, C) of each prompt's
+        generated ids at the temperature, and values (n,). With ``finetune=head`` the frozen layers run
+        again here under ``no_grad`` (the generated ids change from rollout to rollout)."""
+        policy, k, temperature = self.policy, self.config.llm.trained_layers, self.config.llm.temperature
+        batch = policy.scorer.encode_ids(prompts, [[list(ids) for ids in row] for row in candidate_ids])
+        with policy.compute():
+            if self.config.llm.finetune != FineTune.head:
+                output = policy.scorer.forward(batch, temperature, token_stats=True)
+            else:
+                lower = policy.scorer.forward_lower(batch, k)
+                output = policy.scorer.forward_upper(batch, lower, k, temperature, token_stats=True)
+        return output.scores.float(), output.entropies.float(), self._values(output.prompt_hidden)
 
     # ------------------------------------------------------------------ acting
     def act(self, observations: Any, greedy: bool = True) -> np.ndarray:
@@ -225,6 +241,7 @@ class LLMPG:
         dones = np.zeros((num_steps, num_envs), np.float32)
         values = np.zeros((num_steps, num_envs), np.float32)
         valid = np.zeros((num_steps, num_envs), bool)
+        sequences: list[list[tuple[int, ...]]] = [[()] * num_envs for _ in range(num_steps)]  # action_mode=generate
 
         if self.loop is None:
             self.loop = self._start_loop(envs)
@@ -242,13 +259,23 @@ class LLMPG:
             rollout = _RolloutPrompts(self)
 
             for step in range(num_steps):
-                index = rollout.index(policy.prompts(observations))
+                prompts = policy.prompts(observations)
+                index = rollout.index(prompts)
                 prompt_index[step] = index
                 valid[step] = ~autoreset
-                logits = rollout.scores[index] / temperature
-                action = torch.multinomial(logits.softmax(-1), 1, generator=policy.generator).squeeze(1)
-                actions[step] = action.numpy()
-                logprobs[step] = logits.log_softmax(-1).gather(1, action[:, None]).squeeze(1).numpy()
+                invalid = np.zeros(num_envs, bool)
+                if policy.generates:
+                    acting = np.flatnonzero(~autoreset)
+                    generated = policy.generate([prompts[i] for i in acting], policy.generator, evaluation=False)
+                    actions[step, acting], logprobs[step, acting] = generated.choices, generated.log_probs.numpy()
+                    invalid[acting] = generated.invalid
+                    for row, i in enumerate(acting):
+                        sequences[step][i] = generated.token_ids[row]
+                else:
+                    logits = rollout.scores[index] / temperature
+                    action = torch.multinomial(logits.softmax(-1), 1, generator=policy.generator).squeeze(1)
+                    actions[step] = action.numpy()
+                    logprobs[step] = logits.log_softmax(-1).gather(1, action[:, None]).squeeze(1).numpy()
                 values[step] = rollout.values[index].numpy()
 
                 observations, reward, terminated, truncated, _ = vec_env.step(policy.action_ids[actions[step]])
@@ -258,7 +285,7 @@ class LLMPG:
                 policy.env_steps += acted
                 episodic_return += reward
                 episodic_length += ~autoreset
-                rewards[step] = reward
+                rewards[step] = reward - cfg.llm.format_penalty * invalid  # training only: returns stay the env's
                 if cfg.novelty_bonus:
                     bonus = novelty_bonus(observations, autoreset, seen, cfg.novelty_bonus)
                     rewards[step] += bonus
@@ -277,7 +304,9 @@ class LLMPG:
             next_value = rollout.values[next_index].numpy()
             advantages, returns = gae(rewards, values, next_value, terminateds, dones, cfg.gamma, cfg.gae_lambda)
             valid_index = np.flatnonzero(valid.reshape(-1))
-            losses, entropy_loss = self._update(rollout, valid_index, prompt_index, actions, logprobs, advantages, returns)
+            flat_sequences = [ids for row in sequences for ids in row]
+            losses, entropy_loss = self._update(rollout, valid_index, prompt_index, actions, flat_sequences, logprobs,
+                                                advantages, returns)
             policy.weights_changed()
 
             logged = {
@@ -314,7 +343,7 @@ class LLMPG:
         }
 
     def _update(self, rollout: "_RolloutPrompts", valid_index: np.ndarray, prompt_index: np.ndarray, actions: np.ndarray,
-                logprobs: np.ndarray, advantages: np.ndarray, returns: np.ndarray):
+                sequences: list[tuple[int, ...]], logprobs: np.ndarray, advantages: np.ndarray, returns: np.ndarray):
         """``n_epochs`` of clipped-PPO minibatch updates over a rollout's valid steps; the last minibatch's losses."""
         cfg, device = self.config, self.policy.device
         b_prompts = prompt_index.reshape(-1)
@@ -326,19 +355,24 @@ class LLMPG:
             shuffled = self.rng.permutation(valid_index)
             for start in range(0, len(shuffled), cfg.batch_size):
                 mb_index = shuffled[start : start + cfg.batch_size]
-                distinct, inverse = np.unique(b_prompts[mb_index], return_inverse=True)
-                scores, new_values, _ = rollout.forward_with_grad(distinct)
-                inverse = torch.from_numpy(inverse.reshape(-1)).to(device)
                 mb = torch.from_numpy(mb_index).to(device)
-                log_probs_all = (scores[inverse] / cfg.llm.temperature).log_softmax(-1)
-                new_logprob = log_probs_all.gather(1, b_actions[mb][:, None]).squeeze(1)
-                new_value = new_values[inverse]
+                if self.policy.generates:
+                    new_logprob, entropy, new_value = self._generated_terms(rollout, b_prompts[mb_index],
+                                                                            [sequences[i] for i in mb_index])
+                else:
+                    distinct, inverse = np.unique(b_prompts[mb_index], return_inverse=True)
+                    scores, new_values, _ = rollout.forward_with_grad(distinct)
+                    inverse = torch.from_numpy(inverse.reshape(-1)).to(device)
+                    log_probs_all = (scores[inverse] / cfg.llm.temperature).log_softmax(-1)
+                    new_logprob = log_probs_all.gather(1, b_actions[mb][:, None]).squeeze(1)
+                    entropy = -(log_probs_all.exp() * log_probs_all).sum(-1)
+                    new_value = new_values[inverse]
 
                 mb_advantages = b_advantages[mb]
                 if cfg.normalize_advantage and len(mb) > 1:
                     mb_advantages = (mb_advantages - mb_advantages.mean()) / (mb_advantages.std() + 1e-8)
                 losses = ppo_losses(new_logprob, b_logprobs[mb], mb_advantages, new_value, b_returns[mb], cfg.clip_range)
-                entropy_loss = (log_probs_all.exp() * log_probs_all).sum(-1).mean()  # negative entropy
+                entropy_loss = -entropy.mean()
                 loss = losses.pg_loss + cfg.vf_coef * losses.v_loss + cfg.ent_coef * entropy_loss
 
                 self.optimizer.zero_grad(set_to_none=True)
@@ -346,6 +380,26 @@ class LLMPG:
                 torch.nn.utils.clip_grad_norm_(self.llm_parameters + list(self.value_head.parameters()), cfg.max_grad_norm)
                 self.optimizer.step()
         return losses, entropy_loss
+
+    def _generated_terms(self, rollout: "_RolloutPrompts", positions: np.ndarray, sequences: list[tuple[int, ...]]):
+        """``action_mode=generate``: log-prob, entropy estimate and value (n,) of a minibatch, with grad.
+
+        Each distinct prompt runs once with its distinct generated sequences as candidates (lists
+        padded by repeating their first). The entropy is the sum of the per-token entropies along
+        the generated sequence: by the chain rule its expectation is the sequence entropy.
+        """
+        distinct = list(dict.fromkeys(positions.tolist()))
+        per_prompt: dict[int, list[tuple[int, ...]]] = {p: [] for p in distinct}
+        for p, ids in zip(positions.tolist(), sequences):
+            if ids not in per_prompt[p]:
+                per_prompt[p].append(ids)
+        width = max(map(len, per_prompt.values()))
+        candidates = [row + [row[0]] * (width - len(row)) for row in per_prompt.values()]
+        log_probs, entropies, values = self._forward_generated([rollout.prompts[p] for p in distinct], candidates)
+        row_of = {p: b for b, p in enumerate(distinct)}
+        rows = torch.tensor([row_of[p] for p in positions.tolist()], device=log_probs.device)
+        cols = torch.tensor([per_prompt[p].index(ids) for p, ids in zip(positions.tolist(), sequences)], device=log_probs.device)
+        return log_probs[rows, cols], entropies[rows, cols], values[rows]
 
     def provenance(self) -> dict[str, float | str]:
         """Compute spent in the LLM, backward passes included, and where it ran (see ``LLMPolicy.provenance``)."""
@@ -456,7 +510,7 @@ class _RolloutPrompts:
         policy.score_hits += len(prompts) - len(new)
         if new:
             with torch.no_grad():
-                scores, values, lower = self.agent._forward(new, keep_lower=True)
+                scores, values, lower = self.agent._forward(new, keep_lower=not policy.generates)
             for prompt in new:
                 self.position[prompt] = len(self.prompts)
                 self.prompts.append(prompt)

@@ -15,7 +15,7 @@ most steps cost no forward pass; the counters record only forwards actually run.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Iterator, Sequence
 
@@ -25,6 +25,8 @@ import torch
 
 from llmrl_bench.agents.networks import seeded_torch
 from llmrl_bench.errors import ConfigError
+from llmrl_bench.llm.generation import INSTRUCTION, ActionGenerator, NextTokenMemo
+from llmrl_bench.llm.parsing import ParseStage, parse_action
 from llmrl_bench.llm.settings import ActionMode, InvalidAction, LLMRunConfig, autocast_context, autocast_name, check_model_config, check_wired
 from llmrl_bench.representations.text import CARTPOLE_ACTION_NAMES, MINIGRID_ACTION_NAMES, NUM_NAVIGATION_ACTIONS
 
@@ -82,6 +84,24 @@ class LLMConfig(LLMRunConfig):
     own (seeded ``seed + EVAL_GENERATOR_OFFSET``), so training draws the same numbers either way."""
 
 
+#: ``invalid_action=noop_penalty`` acts this listed action when there is one (MiniGrid's no-op).
+NOOP_ACTION = "done"
+
+
+@dataclass
+class GeneratedActions:
+    """``action_mode=generate``: what a batch of prompts generated and the candidate each acts."""
+
+    choices: np.ndarray
+    """(rows,) candidate index acted (the fallback for an invalid output)."""
+    token_ids: list[tuple[int, ...]]
+    """Generated ids of the attempt acted on (stop token included)."""
+    log_probs: torch.Tensor
+    """(rows,) their sequence log-probability at the temperature."""
+    invalid: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
+    """(rows,) no listed action parsed (after the retry of ``resample``)."""
+
+
 def default_actions(num_env_actions: int) -> list[str]:
     """Candidate action strings by action-space size: 7 is MiniGrid, 3 its navigation actions (the maze), 2 is CartPole."""
     if num_env_actions in (len(MINIGRID_ACTION_NAMES), NUM_NAVIGATION_ACTIONS):
@@ -121,6 +141,11 @@ def check_llm_config(llm: LLMConfig, key: str = "agent.llm") -> None:
         value = getattr(llm, name)
         if value < 0:
             raise ConfigError(f"{key}.{name}={value} must be >= 0")
+    if not np.isfinite(llm.format_penalty) or llm.format_penalty < 0:
+        raise ConfigError(f"llm.format_penalty={llm.format_penalty} must be a finite number >= 0")
+    if llm.invalid_action == InvalidAction.noop_penalty and llm.format_penalty <= 0:
+        raise ConfigError("llm.invalid_action=noop_penalty needs llm.format_penalty > 0 (e.g. 0.1, RAGEN's), got "
+                          f"{llm.format_penalty}")
     if llm.eval_sampling and llm.temperature <= 0:
         raise ConfigError(f"{key}.eval_sampling=true needs {key}.temperature > 0, got {llm.temperature}")
 
@@ -164,6 +189,13 @@ class LLMPolicy:
         """Memo: prompt -> (num_actions,) float32 CPU scores under the current weights."""
         self.score_hits = 0
         self.score_misses = 0
+        self.memo = NextTokenMemo()
+        """``action_mode=generate``: next-token log-probs by (prompt, prefix) under the current weights."""
+        self._action_generator: ActionGenerator | None = None
+        self.parse_counts = {stage.value: 0 for stage in ParseStage}
+        """Generation attempts per parser stage (a ``resample`` retry is an attempt)."""
+        self.invalid_counts = {"train": [0, 0], "eval": [0, 0]}
+        """[invalid, acted] generated actions, in training and in evaluation."""
         self.env_steps = 0
         """Env steps acted on (training and evaluation): the denominator of LLM seconds per step."""
 
@@ -190,12 +222,27 @@ class LLMPolicy:
     def weights_changed(self) -> None:
         """Forget memoised scores; call after every update of the weights."""
         self.scores.clear()
+        self.memo.clear()
+
+    @property
+    def generates(self) -> bool:
+        return self.llm.action_mode == ActionMode.generate
+
+    def action_generator(self) -> ActionGenerator:
+        """The decoder of ``action_mode=generate`` over the current model (LoRA may wrap it)."""
+        self.ensure_loaded()
+        if self._action_generator is None or self._action_generator.model is not self.model:
+            memo = self.memo if self.llm.score_cache else None
+            self._action_generator = ActionGenerator(self.model, self.tokenizer, self.scorer.counters, memo)
+            self.max_new_tokens = self._action_generator.max_new_tokens(self.actions, self.scorer.candidate_prefix)
+        return self._action_generator
 
     # ---------------------------------------------------------------- prompts
     def prompt(self, observation: str) -> str:
         from llmrl_bench.llm import build_prompt
 
-        return build_prompt(self.goal, observation, self.actions, history_length=0)
+        instruction = INSTRUCTION if self.generates else ""
+        return build_prompt(self.goal, observation, self.actions, history_length=0, instruction=instruction)
 
     def prompts(self, observations: Sequence[str]) -> list[str]:
         if isinstance(observations, str):
@@ -243,10 +290,60 @@ class LLMPolicy:
         sample from the evaluation generator.
         """
         self.env_steps += len(observations)
+        if self.generates:
+            if greedy and self.llm.eval_sampling:
+                generator = self.eval_generator
+            else:
+                generator = None if greedy or self.llm.temperature == 0 else self.generator
+            return self.action_ids[self.generate(self.prompts(observations), generator, evaluation=greedy).choices]
         scores = self.score(self.prompts(observations))
         if greedy and self.llm.eval_sampling:
             return self.action_ids[self.sample(scores, self.eval_generator)]
         return self.action_ids[self.choose(scores, greedy)]
+
+    # ------------------------------------------------------------- generation
+    def generate(self, prompts: Sequence[str], generator: torch.Generator | None, evaluation: bool) -> GeneratedActions:
+        """Generate and parse an action per prompt (greedy when ``generator`` is None); counts the parse stages.
+
+        An invalid output acts the fallback of ``llm.invalid_action``; ``resample`` first retries
+        it once by sampling (with ``generator``, or the evaluation generator when greedy; not at
+        temperature 0, where the retry would repeat the output).
+        """
+        decoder = self.action_generator()
+        temperature = self.llm.temperature
+        with self.compute():
+            output = decoder.generate(prompts, self.max_new_tokens, temperature, generator)
+        token_ids, log_probs = list(output.token_ids), output.log_probs.clone()
+        parsed = [parse_action(text, self.actions) for text in output.texts]
+        retry = [i for i, p in enumerate(parsed) if p.index is None]
+        if retry and self.llm.invalid_action == InvalidAction.resample and temperature > 0:
+            self._count_stages(parsed)
+            with self.compute():
+                second = decoder.generate([prompts[i] for i in retry], self.max_new_tokens, temperature,
+                                          generator or self.eval_generator)
+            for row, i in enumerate(retry):
+                token_ids[i], log_probs[i] = second.token_ids[row], second.log_probs[row]
+                parsed[i] = parse_action(second.texts[row], self.actions)
+            self._count_stages([parsed[i] for i in retry])
+        else:
+            self._count_stages(parsed)
+        invalid = np.array([p.index is None for p in parsed], bool)
+        counts = self.invalid_counts["eval" if evaluation else "train"]
+        counts[0] += int(invalid.sum())
+        counts[1] += len(parsed)
+        choices = np.array([self.fallback_index if p.index is None else p.index for p in parsed], np.int64)
+        return GeneratedActions(choices, token_ids, log_probs, invalid)
+
+    @property
+    def fallback_index(self) -> int:
+        """The candidate an invalid output acts: the no-op (``noop_penalty``, when listed), else the first listed action."""
+        if self.llm.invalid_action == InvalidAction.noop_penalty and NOOP_ACTION in self.actions:
+            return self.actions.index(NOOP_ACTION)
+        return 0
+
+    def _count_stages(self, parsed: Sequence[Any]) -> None:
+        for p in parsed:
+            self.parse_counts[p.stage.value] += 1
 
     # ---------------------------------------------------------- checkpoints
     def state_dict(self) -> dict[str, Any]:
@@ -259,6 +356,10 @@ class LLMPolicy:
             "score_hits": self.score_hits,
             "score_misses": self.score_misses,
             "env_steps": self.env_steps,
+            "memo": dict(self.memo.entries),
+            "memo_counts": [self.memo.hits, self.memo.misses],
+            "parse_counts": dict(self.parse_counts),
+            "invalid_counts": {key: list(value) for key, value in self.invalid_counts.items()},
             "counters": {"llm_tokens": counters.llm_tokens, "llm_flops": counters.llm_flops, "llm_seconds": counters.llm_seconds},
         }
 
@@ -268,6 +369,11 @@ class LLMPolicy:
         self.eval_generator.set_state(state["eval_generator"])
         self.scores = dict(state["scores"])
         self.score_hits, self.score_misses, self.env_steps = state["score_hits"], state["score_misses"], state["env_steps"]
+        if "memo" in state:  # checkpoints from before action_mode=generate lack these
+            self.memo.entries = dict(state["memo"])
+            self.memo.hits, self.memo.misses = state["memo_counts"]
+            self.parse_counts = dict(state["parse_counts"])
+            self.invalid_counts = {key: list(value) for key, value in state["invalid_counts"].items()}
         for name, value in state["counters"].items():
             setattr(self.scorer.counters, name, value)
 
@@ -284,12 +390,27 @@ class LLMPolicy:
             return {}
         counters = self.scorer.counters.as_dict()
         lookups = self.score_hits + self.score_misses
-        return {
+        counts = {
             **counters,
             "llm_env_steps": self.env_steps,
             "llm_seconds_per_env_step": counters["llm_seconds"] / max(self.env_steps, 1),
             "llm_score_cache_hit_rate": self.score_hits / lookups if lookups else 0.0,
         }
+        return counts | self.action_counts()
+
+    def action_counts(self) -> dict[str, float]:
+        """``llm_invalid_action_rate`` (0 in score mode: every action is a listed one), per phase, and the parse stages."""
+        (train_invalid, train_acted), (eval_invalid, eval_acted) = self.invalid_counts["train"], self.invalid_counts["eval"]
+        counts = {"llm_invalid_action_rate": (train_invalid + eval_invalid) / max(train_acted + eval_acted, 1)}
+        if self.generates:
+            lookups = self.memo.hits + self.memo.misses
+            counts |= {
+                "llm_train_invalid_action_rate": train_invalid / max(train_acted, 1),
+                "llm_eval_invalid_action_rate": eval_invalid / max(eval_acted, 1),
+                "llm_generation_cache_hit_rate": self.memo.hits / lookups if lookups else 0.0,
+                **{f"llm_parse_{stage}": count for stage, count in self.parse_counts.items()},
+            }
+        return counts
 
     def charts(self) -> dict[str, float]:
         """The compute numbers under ``charts/`` for W&B."""

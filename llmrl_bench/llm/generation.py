@@ -34,8 +34,9 @@ from llmrl_bench.llm.model import LLMCounters
 INSTRUCTION = "Answer with exactly one of the possible actions."
 #: Tokens allowed beyond the longest action's (room for the stop token).
 NEW_TOKEN_MARGIN = 2
-#: The memo is emptied when it holds this many entries (each is one vocabulary-sized row).
-MEMO_MAX_ENTRIES = 2048
+#: The memo is emptied when its vocabulary-sized float32 rows would pass this many bytes
+#: (1 GiB: about 5,400 rows of SmolLM2's 49,152-token vocabulary).
+MEMO_MAX_BYTES = 2**30
 
 Key = tuple[str, tuple[int, ...]]
 
@@ -47,13 +48,15 @@ class NextTokenMemo:
     entries: dict[Key, torch.Tensor] = field(default_factory=dict)
     hits: int = 0
     misses: int = 0
-    max_entries: int = MEMO_MAX_ENTRIES
+    max_bytes: int = MEMO_MAX_BYTES
 
     def clear(self) -> None:
         self.entries.clear()
 
     def store(self, keys: Sequence[Key], log_probs: torch.Tensor) -> None:
-        if len(self.entries) + len(keys) > self.max_entries:
+        """Add (len(keys), vocab) rows; first empty the memo if they would not fit."""
+        row_bytes = log_probs.shape[1] * log_probs.element_size()
+        if (len(self.entries) + len(keys)) * row_bytes > self.max_bytes:
             self.entries.clear()
         self.entries.update(zip(keys, log_probs))
 
