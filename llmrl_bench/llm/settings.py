@@ -181,5 +181,5 @@ def check_wired(component: Any, top: Any, section: str) -> None:
     """
     for name in MODEL_FIELDS + (ACTION_FIELDS if section == "agent" else ()):
         value = component.get(name) if hasattr(component, "get") else getattr(component, name)
-        if top is not None and value != top.get(name):
+        if top is not None and value != top.get(name) and value == value:  # nan is checked later, as a bad value
             raise ConfigError(f"{section}.llm.{name}={value!r} is not where the model is set: use llm.{name}={value}")

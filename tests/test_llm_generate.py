@@ -1,0 +1,186 @@
+"""``llm.action_mode=generate`` on the ``tiny-random`` model: decoding, its memo, sequence log-probs, llm_pg, options."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("transformers", reason="the llm extra is not installed (pip install -e .[llm])")
+
+from omegaconf import OmegaConf
+
+from llmrl_bench.agents.llm_policy import LLMConfig, LLMPolicy
+from llmrl_bench.cli import check_command_line
+from llmrl_bench.errors import ConfigError
+from llmrl_bench.llm import load_model
+from llmrl_bench.llm.generation import INSTRUCTION, ActionGenerator, NextTokenMemo
+from llmrl_bench.llm.model import LLMCounters
+from llmrl_bench.llm.scoring import ActionScorer, build_prompt
+from llmrl_bench.results import run_id
+from llmrl_bench.runner import run
+from tests.conftest import run_cli
+
+ACTIONS = ["go forward", "turn left", "turn right"]
+OBSERVATIONS = ["You face north. A wall 1 step ahead.", "You face east. Nothing in sight.", "You face north. A wall 1 step ahead."]
+PROMPTS = [build_prompt("reach the goal", o, ACTIONS, history_length=0, instruction=INSTRUCTION) for o in OBSERVATIONS]
+#: Tiny generate-mode runs: short episodes (49 steps on the 7x7 maze), one short evaluation.
+TINY_GENERATE = ("env=maze", "llm.model=tiny-random", "llm.action_mode=generate", "env.max_steps_factor=1", "debug=smoke",
+                 "env.held_out_sizes=[7]", "budget.env_steps=32", "budget.num_evals=1", "budget.eval_episodes=1", "budget.held_out_episodes=1",
+                 "agent.n_envs=4")
+SMALL_PG = ("agent.n_steps=8", "agent.batch_size=16", "agent.n_epochs=1")
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One torch thread, as runs use (``torch_threads=1``): on a shared 2-core machine more threads only contend."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return load_model("tiny-random")
+
+
+def decoder(tiny, memo: NextTokenMemo | None) -> ActionGenerator:
+    model, tokenizer = tiny
+    return ActionGenerator(model, tokenizer, LLMCounters.for_model(model), memo)
+
+
+def sample(generator: ActionGenerator, seed: int, temperature: float = 1.0):
+    return generator.generate(PROMPTS, generator.max_new_tokens(ACTIONS), temperature, torch.Generator().manual_seed(seed))
+
+
+def test_score_mode_prompt_is_unchanged():
+    policy = LLMPolicy(LLMConfig(model="tiny-random"), ACTIONS, [2, 0, 1], "reach the goal", seed=0)
+    assert policy.prompt("obs") == "Goal: reach the goal\nPossible actions: go forward, turn left, turn right\nObservation: obs\nAction:"
+    policy.llm.action_mode = "generate"
+    assert policy.prompt("obs").splitlines()[2] == INSTRUCTION
+
+
+def test_same_seed_same_generation_other_seed_differs(tiny):
+    first, again, other = sample(decoder(tiny, None), 0), sample(decoder(tiny, None), 0), sample(decoder(tiny, None), 1)
+    assert first.token_ids == again.token_ids and torch.equal(first.log_probs, again.log_probs)
+    assert first.token_ids != other.token_ids
+    assert first.token_ids[0] != first.token_ids[2]  # equal prompts, independent draws
+
+
+def test_memoised_generation_equals_unmemoised(tiny):
+    memo = NextTokenMemo()
+    memoised = decoder(tiny, memo)
+    first = sample(memoised, 5)
+    misses = memo.misses
+    second = sample(memoised, 5)  # every (prompt, prefix) is known now
+    assert memo.misses == misses and memo.hits > 0
+    plain = sample(decoder(tiny, None), 5)
+    assert first.token_ids == second.token_ids == plain.token_ids
+    torch.testing.assert_close(first.log_probs, plain.log_probs, rtol=0, atol=1e-5)
+    greedy = memoised.generate(PROMPTS, memoised.max_new_tokens(ACTIONS), 1.0, None)
+    assert greedy.token_ids == decoder(tiny, None).generate(PROMPTS, memoised.max_new_tokens(ACTIONS), 1.0, None).token_ids
+
+
+def naive_sequence_stats(tiny, prompt: str, ids: tuple[int, ...], temperature: float) -> tuple[float, float]:
+    """Plain HF forward of prompt + ids: summed log-softmax(logits / T) at the ids, and summed entropies."""
+    model, tokenizer = tiny
+    prompt_ids = tokenizer(prompt, add_special_tokens=True)["input_ids"]
+    with torch.no_grad():
+        logits = model(input_ids=torch.tensor([prompt_ids + list(ids)])).logits[0].float()
+    log_probs = (logits / temperature).log_softmax(-1)[len(prompt_ids) - 1 : -1]
+    entropy = -(log_probs.exp() * log_probs).sum(-1).sum()
+    return float(log_probs[torch.arange(len(ids)), torch.tensor(ids)].sum()), float(entropy)
+
+
+def test_sequence_log_probability_equals_a_naive_computation(tiny):
+    temperature = 0.7
+    generated = sample(decoder(tiny, NextTokenMemo()), 2, temperature)
+    naive = [naive_sequence_stats(tiny, p, ids, temperature) for p, ids in zip(PROMPTS, generated.token_ids)]
+    # The decoder's own log-probs (KV cache, memo) ...
+    np.testing.assert_allclose(generated.log_probs.numpy(), [n[0] for n in naive], rtol=0, atol=1e-4)
+    # ... and the PPO update's: the generated ids scored as candidates by the packed ActionScorer.
+    scorer = ActionScorer(*tiny)
+    batch = scorer.encode_ids(PROMPTS, [[list(ids)] for ids in generated.token_ids])
+    with torch.no_grad():
+        output = scorer.forward(batch, temperature, token_stats=True)
+    np.testing.assert_allclose(output.scores[:, 0].numpy(), [n[0] for n in naive], rtol=0, atol=1e-4)
+    np.testing.assert_allclose(output.entropies[:, 0].numpy(), [n[1] for n in naive], rtol=0, atol=1e-4)
+
+
+def test_invalid_outputs_fall_back_and_are_counted(tiny):
+    for invalid_action, penalty, fallback in (("default", 0.0, 0), ("noop_penalty", 0.1, 2), ("resample", 0.0, 0)):
+        llm = LLMConfig(model="tiny-random", action_mode="generate", invalid_action=invalid_action, format_penalty=penalty)
+        policy = LLMPolicy(llm, ACTIONS + ["done"], [2, 0, 1, 3], "", seed=0)
+        generated = policy.generate(PROMPTS, policy.generator, evaluation=False)
+        assert generated.invalid.all()  # a random model writes no action
+        assert (generated.choices == (3 if invalid_action == "noop_penalty" else fallback)).all()
+        attempts = len(PROMPTS) * (2 if invalid_action == "resample" else 1)
+        assert policy.parse_counts["invalid"] == attempts
+        assert policy.counts()["llm_train_invalid_action_rate"] == 1.0
+
+
+def test_llm_pg_generate_trains_and_records_invalid_actions(make_config, tmp_path):
+    cfg = make_config("agent=llm_pg", *TINY_GENERATE, *SMALL_PG, "llm.format_penalty=0.1", f"results_dir={tmp_path}")
+    run(cfg)
+    [result_file] = tmp_path.glob("runs/*/result.json")
+    result = json.loads(result_file.read_text())
+    provenance = result["provenance"]
+    assert provenance["llm_invalid_action_rate"] == 1.0  # tiny-random writes no action
+    assert provenance["llm_parse_invalid"] >= 32 and provenance["llm_train_invalid_action_rate"] == 1.0
+    assert 0 < provenance["llm_generation_cache_hit_rate"] < 1
+    assert result["config"]["agent"]["llm"]["action_mode"] == "generate"
+
+
+def test_llm_pg_generate_update_moves_the_sequence_log_probs(tiny):
+    """One PPO update in generate mode changes the trained layers (the loss has a gradient path)."""
+    from tests.test_llm_agents import tiny_pg
+
+    agent = tiny_pg(llm={"action_mode": "generate", "trained_layers": 1})
+    agent._build()
+    before = {name: p.detach().clone() for name, p in agent.policy.model.named_parameters() if p.requires_grad}
+    from llmrl_bench.agents.base import NullHooks
+    from tests.test_llm_agents import maze_envs
+
+    agent.learn(maze_envs(), 16, NullHooks())
+    changed = [name for name, p in agent.policy.model.named_parameters() if p.requires_grad and not torch.equal(p, before[name])]
+    assert changed
+
+
+def test_score_is_identity_neutral_generate_is_not(make_config):
+    def identity(*overrides):
+        return run_id(OmegaConf.to_container(make_config("agent=llm_pg", *overrides), resolve=True))
+
+    default = identity()
+    assert identity("llm.action_mode=score", "llm.invalid_action=default", "llm.format_penalty=0") == default
+    assert len({default, identity("llm.action_mode=generate"), identity("llm.invalid_action=resample"),
+                identity("llm.format_penalty=0.1")}) == 4
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (("agent=llm_pg", "llm.action_mode=banana"), "banana"),
+        (("agent=llm_zero_shot", "llm.invalid_action=skip"), "skip"),
+        (("agent=llm_pg", "llm.format_penalty=-1"), "llm.format_penalty=-1.0 must be a finite number >= 0"),
+        (("agent=llm_pg", "llm.format_penalty=nan"), "llm.format_penalty=nan must be a finite number >= 0"),
+        (("agent=llm_pg", "llm.invalid_action=noop_penalty"), "llm.invalid_action=noop_penalty needs llm.format_penalty > 0"),
+        (("agent=llm_pg", "agent.llm.action_mode=generate"), "agent.llm.action_mode is set at the top level now: use llm.action_mode=generate"),
+    ],
+)
+def test_bad_values_fail_in_one_line(overrides, message):
+    with pytest.raises(ConfigError) as error:
+        check_command_line(list(overrides))
+    assert message in str(error.value) and "\n" not in str(error.value)
+    if message == "banana":
+        assert "score" in str(error.value) and "generate" in str(error.value)
+    if message == "skip":
+        assert all(value in str(error.value) for value in ("default", "noop_penalty", "resample"))
+
+
+def test_bad_action_mode_exits_2_before_writing(tmp_path):
+    result = run_cli("agent=llm_pg", "llm.action_mode=banana", f"results_dir={tmp_path / 'results'}", timeout=120)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "banana" in result.stderr and not (tmp_path / "results").exists()
