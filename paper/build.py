@@ -47,6 +47,8 @@ class BuildReport:
     algorithms: list[str]
     reproduction_tables: list[str]
     n_resamples: int
+    extra_tables: list[str] = field(default_factory=list)
+    """Result tables written only when the results hold their runs (e.g. ``maze_llm_actions``)."""
     files: list[Path] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -71,6 +73,9 @@ def _tables(report: BuildReport, usable, aggregates, matrices, n_resamples: int)
     for table in published.tables:
         rows = reproductions.reproduce(usable, table, n_resamples, RANDOM_STATE)
         out[table.name] = tables.reproduction_table(table, rows, published.source)
+    if tables.has_generate_runs(usable):
+        out[tables.ACTION_MODES_TABLE] = tables.action_modes_table(usable, n_resamples)
+        report.extra_tables.append(tables.ACTION_MODES_TABLE)
     return out
 
 

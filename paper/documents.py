@@ -93,7 +93,7 @@ def readme(report: "BuildReport", tables: dict[str, Table], figures: Sequence[Pa
         lines += [f"### {figure.name}", "", figure.caption, "", f"![{figure.name}](figures/{figure.name}.png)", "",
                   f"PDF: [`figures/{figure.name}.pdf`](figures/{figure.name}.pdf)", ""]
     lines += ["## Tables", ""]
-    for name in RESULT_TABLES:
+    for name in (*RESULT_TABLES, *report.extra_tables):
         lines += [tables[name].markdown(), f"LaTeX: [`tables/{name}.tex`](tables/{name}.tex)", ""]
     return "\n".join(lines + _left_out(report)).rstrip() + "\n"
 
@@ -119,7 +119,7 @@ def main_tex(report: "BuildReport", figures: Sequence[PaperFigure]) -> str:
         r"\section{Reproductions}",
         *(rf"\input{{tables/{name}.tex}}" for name in report.reproduction_tables),
         r"\section{Results}",
-        *(rf"\input{{tables/{name}.tex}}" for name in RESULT_TABLES),
+        *(rf"\input{{tables/{name}.tex}}" for name in (*RESULT_TABLES, *report.extra_tables)),
     ]
     for figure in figures:
         lines += [

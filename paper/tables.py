@@ -191,3 +191,48 @@ def reproduction_table(table: reproductions.PublishedTable, rows: Sequence[repro
                f"published std of the published mean), next to {source['name']} ({source['url']}), whose ± is the "
                "std over its evaluation episodes of a single trained agent.")
     return Table(table.name, caption, header, tuple(out), "llrrr" + "r" * 4 + "ll")
+
+
+#: The runs of ``experiment=maze_llm_actions`` (its score-mode runs keep maze_llm's sweep label).
+ACTION_MODE_SWEEPS = ("maze_llm", "maze_llm_actions")
+ACTION_MODES_TABLE = "maze_llm_actions"
+
+
+def action_mode(run: RunResult) -> str:
+    """``score`` or ``generate``: how an LLM agent run chose actions (runs from before the option: score)."""
+    return (run.config.get("agent", {}).get("llm") or {}).get("action_mode", "score")
+
+
+def has_generate_runs(results: Sequence[RunResult]) -> bool:
+    """Whether the action-mode table has something to compare: a generate-mode run of its sweeps."""
+    return any(r.sweep in ACTION_MODE_SWEEPS and action_mode(r) == "generate" for r in results)
+
+
+def action_modes_table(results: Sequence[RunResult], n_resamples: int) -> Table:
+    """LLM agents on the maze, actions by scoring against by generation: IQM [CI] over seeds of the final
+    training and held-out returns, and of the invalid-action rate (0 by construction when scoring)."""
+    groups: dict[tuple[str, str, str], list[RunResult]] = {}
+    for run in results:
+        if run.sweep in ACTION_MODE_SWEEPS and run.agent.startswith("llm_"):
+            groups.setdefault((run.env, run.agent, action_mode(run)), []).append(run)
+
+    def iqm(values: list[float]) -> str:
+        return fmt_estimate(stats.iqm_across_seeds(np.asarray(values, float), CONFIDENCE, n_resamples, RANDOM_STATE))
+
+    rows = []
+    for (env, agent, mode), runs in sorted(groups.items()):
+        runs = sorted(runs, key=lambda run: run.seed)
+        finals = [run.curve_arrays() for run in runs]
+        invalid = [float(run.provenance.get("llm_invalid_action_rate", 0.0)) for run in runs]
+        evaluation = [run.provenance.get("llm_eval_invalid_action_rate") for run in runs]
+        rows.append((env, agent, mode, fmt_seeds([run.seed for run in runs]),
+                     str(runs[0].config.get("budget", {}).get("env_steps", "–")),
+                     iqm([f["train_return"][-1] for f in finals]), iqm([f["held_out_return"][-1] for f in finals]),
+                     *(("0 (scored)",) * 2 if mode == "score" else (iqm(invalid), iqm(evaluation)))))
+    header = ("env", "agent", "action mode", "seeds", "env steps", "final return ↑", "final held-out return ↑",
+              "invalid actions (all) ↓", "invalid actions (eval) ↓")
+    caption = (f"LLM actions by scoring the listed actions (GLAM) against generating one (parsed; an invalid "
+               f"output acts llm.invalid_action's fallback): IQM over seeds [{CI}] of the final evaluation's "
+               "return on the training and held-out mazes, and of the fraction of actions whose output named "
+               "no listed action, over all steps and over evaluation steps (docs/llm_agents.md#action-modes).")
+    return Table(ACTION_MODES_TABLE, caption, header, tuple(rows), "lll" + "r" * 6)

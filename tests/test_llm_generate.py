@@ -184,3 +184,31 @@ def test_bad_action_mode_exits_2_before_writing(tmp_path):
     result = run_cli("agent=llm_pg", "llm.action_mode=banana", f"results_dir={tmp_path / 'results'}", timeout=120)
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert "banana" in result.stderr and not (tmp_path / "results").exists()
+
+
+def test_action_modes_table_compares_the_modes_per_agent():
+    """The paper's table on the committed maze_llm runs plus generate-mode copies of them."""
+    import copy
+    from pathlib import Path
+
+    from llmrl_bench import results
+    from paper import tables
+
+    loaded, _ = results.load_results(Path(__file__).resolve().parent.parent / "results" / "reference")
+    scored = [run for run in loaded if run.sweep == "maze_llm"]
+    assert len(scored) == 10 and not tables.has_generate_runs(scored)
+    generated = []
+    for run in scored:
+        copied = copy.deepcopy(run)
+        copied.sweep = "maze_llm_actions"
+        copied.config["agent"]["llm"]["action_mode"] = "generate"
+        copied.provenance |= {"llm_invalid_action_rate": 0.5, "llm_eval_invalid_action_rate": 0.25}
+        generated.append(copied)
+    assert tables.has_generate_runs(scored + generated)
+    table = tables.action_modes_table(scored + generated, n_resamples=200)
+    assert [row[1:3] for row in table.rows] == [("llm_pg", "generate"), ("llm_pg", "score"),
+                                                ("llm_zero_shot", "generate"), ("llm_zero_shot", "score")]
+    by_mode = {row[1:3]: row for row in table.rows}
+    assert by_mode[("llm_pg", "generate")][5] == by_mode[("llm_pg", "score")][5]  # same returns copied
+    assert by_mode[("llm_pg", "generate")][7].startswith("0.500") and by_mode[("llm_pg", "generate")][8].startswith("0.250")
+    assert by_mode[("llm_pg", "score")][7:] == ("0 (scored)", "0 (scored)")
