@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from llmrl_bench import results
-from llmrl_bench.llm.settings import AUTO, MODEL_FIELDS
+from llmrl_bench.llm.settings import ACTION_FIELDS, AUTO, MODEL_FIELDS
 
 #: The explicit autocast the hparams files used to set, written as ``auto`` now.
 FORMER_DEFAULT_AUTOCAST = "bfloat16"
@@ -44,7 +44,7 @@ def migrated(record: dict[str, Any]) -> dict[str, Any]:
         if llm.get("autocast") == FORMER_DEFAULT_AUTOCAST:
             llm["autocast"] = AUTO
         config[section] = {**config[section], "llm": llm}
-        config["llm"] = {name: llm[name] for name in MODEL_FIELDS}
+        config["llm"] = {name: llm[name] for name in MODEL_FIELDS + ACTION_FIELDS if name in llm}
     fresh = {**record, "config": config, "provenance": provenance}
     fresh["run_id"] = results.run_id(config)
     return fresh
