@@ -212,3 +212,46 @@ def test_action_modes_table_compares_the_modes_per_agent():
     assert by_mode[("llm_pg", "generate")][5] == by_mode[("llm_pg", "score")][5]  # same returns copied
     assert by_mode[("llm_pg", "generate")][7].startswith("0.500") and by_mode[("llm_pg", "generate")][8].startswith("0.250")
     assert by_mode[("llm_pg", "score")][7:] == ("0 (scored)", "0 (scored)")
+
+
+class _StateAt:
+    """Hooks that keep the agent's checkpoint state (encoded, saved and read back as a checkpoint is) at ``step``."""
+
+    def __init__(self, agent, step: int):
+        self.agent, self.step, self.state = agent, step, None
+
+    def checkpoint_point(self, global_step: int) -> None:
+        if global_step == self.step:
+            import io
+
+            from llmrl_bench import checkpoint
+
+            buffer = io.BytesIO()
+            torch.save(checkpoint.encode_state(self.agent.state_dict()), buffer)
+            buffer.seek(0)
+            self.state = checkpoint.decode_state(torch.load(buffer, weights_only=True))
+
+    def on_step(self, *args) -> None: ...
+    def on_episode(self, *args) -> None: ...
+    def log(self, *args) -> None: ...
+
+
+def test_llm_pg_generate_resumes_bit_exact():
+    """Training interrupted after one rollout and resumed from its checkpoint state ends with the same weights."""
+    from llmrl_bench.agents.base import NullHooks
+    from tests.test_llm_agents import maze_envs, tiny_pg
+
+    settings = {"llm": {"action_mode": "generate", "trained_layers": 1, "format_penalty": 0.1}}
+    straight = tiny_pg(seed=4, **settings)
+    straight.learn(maze_envs(), 48, NullHooks())
+    interrupted = tiny_pg(seed=4, **settings)
+    interrupted._build()
+    hooks = _StateAt(interrupted, 16)
+    interrupted.learn(maze_envs(), 48, hooks)
+    resumed = tiny_pg(seed=4, **settings)
+    resumed.load_state_dict(hooks.state)
+    assert resumed.policy.memo.entries.keys() == hooks.state["policy"]["memo"].keys()
+    resumed.learn(maze_envs(), 48, NullHooks())
+    for (name, value), other in zip(straight._trained_weights().items(), resumed._trained_weights().values()):
+        assert torch.equal(value, other), name
+    assert straight.policy.counts()["llm_parse_invalid"] == resumed.policy.counts()["llm_parse_invalid"]
