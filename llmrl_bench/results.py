@@ -47,6 +47,8 @@ POLICY_FILE = "policy.pt"
 #: progress) can change without changing the run_id.
 EXPERIMENT_KEYS = ("agent", "env", "repr", "budget", "seed")
 DEFAULT_TORCH_THREADS = 1
+#: The training reward that keeps run_ids as they were before ``reward=`` existed: the env's own.
+DIRECT_REWARD = "direct"
 
 
 class ResultError(ValueError):
@@ -87,6 +89,7 @@ def run_id(config: dict[str, Any]) -> str:
 
     Torch's thread count changes floating-point sums, so a run with more than the default one
     thread is another experiment (the default stays out of the hash: ids made before stay valid).
+    So is the training reward: ``reward=direct`` (or none) stays out, any other ``reward`` is hashed.
     """
     from llmrl_bench import registry  # the schemas say which late-added options are identity-neutral
 
@@ -94,6 +97,9 @@ def run_id(config: dict[str, Any]) -> str:
     for key in ("agent", "env", "repr"):
         if isinstance(identity[key], dict):
             identity[key] = registry.identity_view(identity[key])
+    reward = config.get("reward")
+    if isinstance(reward, dict) and reward.get("name", DIRECT_REWARD) != DIRECT_REWARD:
+        identity["reward"] = reward
     if config.get("torch_threads", DEFAULT_TORCH_THREADS) != DEFAULT_TORCH_THREADS:
         identity["torch_threads"] = config["torch_threads"]
     canonical = json.dumps(identity, sort_keys=True, separators=(",", ":"), default=str)
