@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 from paper import checks, documents, figures, reproductions, tables
-from paper.select import Cell, comparison_tasks, select_cells
+from paper.select import DIRECT_REWARD, Cell, comparison_tasks, select_cells, training_reward
 from paper.settings import N_RESAMPLES, RANDOM_STATE
 
 
@@ -68,9 +68,12 @@ def _tables(report: BuildReport, usable, aggregates, matrices, n_resamples: int)
         "runtime": tables.runtime_table(report.cells),
         "protocol": tables.protocol_table(report.cells),
     }
+    direct = [run for run in usable if training_reward(run) == DIRECT_REWARD]
     for table in published.tables:
-        rows = reproductions.reproduce(usable, table, n_resamples, RANDOM_STATE)
+        rows = reproductions.reproduce(direct, table, n_resamples, RANDOM_STATE)
         out[table.name] = tables.reproduction_table(table, rows, published.source)
+    if len(direct) < len(usable):
+        out["rewards"] = tables.rewards_table(usable, n_resamples)
     return out
 
 
@@ -90,7 +93,7 @@ def build(results_dir: str | Path = "results/reference", out_dir: str | Path = "
     for problem in audit.problems:
         log(f"left out: {problem.line()}")
     usable = audit.usable()
-    selection = select_cells(usable)
+    selection = select_cells([run for run in usable if training_reward(run) == DIRECT_REWARD])  # indirect: rewards table
     for note in selection.notes:
         log(f"left out: {note}")
     tasks, algorithms = comparison_tasks(selection.cells)

@@ -93,7 +93,7 @@ def readme(report: "BuildReport", tables: dict[str, Table], figures: Sequence[Pa
         lines += [f"### {figure.name}", "", figure.caption, "", f"![{figure.name}](figures/{figure.name}.png)", "",
                   f"PDF: [`figures/{figure.name}.pdf`](figures/{figure.name}.pdf)", ""]
     lines += ["## Tables", ""]
-    for name in RESULT_TABLES:
+    for name in RESULT_TABLES + (("rewards",) if "rewards" in tables else ()):
         lines += [tables[name].markdown(), f"LaTeX: [`tables/{name}.tex`](tables/{name}.tex)", ""]
     return "\n".join(lines + _left_out(report)).rstrip() + "\n"
 
