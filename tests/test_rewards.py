@@ -195,3 +195,24 @@ def test_bad_reward_combinations_fail_in_one_line(make_config, overrides, messag
 
 def test_build_reward_of_a_config_stored_before_rewards_existed_is_direct():
     assert build_reward(None, SUITE, 0).is_direct
+
+
+# -- the paper's table ------------------------------------------------------------------------------
+
+def _run(reward: str, seed: int, train: float, held_out: float, auc: float | None) -> results.RunResult:
+    config = {"budget": {"env_steps": 1000}, **({"reward": {"name": reward}} if reward != "direct" else {})}
+    return results.RunResult(run_id=f"{seed:016x}", agent="ppo", env="maze", repr="vector", seed=seed, config=config,
+                             metrics={}, curve=[{"step": 1000, "train_return": train, "held_out_return": held_out}],
+                             provenance={"reward_progress_auc_final": auc, "reward_pearson_env_final": None})
+
+
+def test_rewards_table_has_one_row_per_reward_with_returns_and_agreement():
+    from paper.tables import rewards_table
+
+    runs = [_run("direct", s, 0.5, 0.25, None) for s in range(3)] + [_run("learned_irl", s, 0.75, 0.5, 0.625) for s in range(3)]
+    runs.append(_run("direct", 0, 0.0, 0.0, None).__class__(**{**_run("direct", 0, 0.0, 0.0, None).__dict__, "env": "cartpole"}))
+    table = rewards_table(runs, n_resamples=100)
+    assert [row[3] for row in table.rows] == ["direct", "learned_irl"]  # cartpole ran no indirect reward: left out
+    direct, learned = table.rows
+    assert direct[6].startswith("0.5") and direct[7].startswith("0.25") and direct[9] == "–"
+    assert learned[6].startswith("0.75") and learned[9].startswith("0.625") and learned[8] == "–"
