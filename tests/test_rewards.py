@@ -216,3 +216,18 @@ def test_rewards_table_has_one_row_per_reward_with_returns_and_agreement():
     direct, learned = table.rows
     assert direct[6].startswith("0.5") and direct[7].startswith("0.25") and direct[9] == "–"
     assert learned[6].startswith("0.75") and learned[9].startswith("0.625") and learned[8] == "–"
+
+
+# -- checkpoints: refused for indirect rewards ------------------------------------------------------
+
+@pytest.mark.parametrize("reward,checkpointed", [("direct", True), ("learned_irl", False)])
+def test_only_direct_reward_runs_are_checkpointed(make_config, tmp_path, monkeypatch, caplog, reward, checkpointed):
+    from llmrl_bench import runner
+
+    made = []
+    monkeypatch.setattr(runner.checkpoint, "Checkpointer", lambda *args, **kwargs: made.append(1) or None)
+    cfg = make_config("env=maze", f"reward={reward}", "debug=smoke", f"results_dir={tmp_path}", "env.num_train_layouts=2",
+                      "agent.n_envs=2", "agent.n_steps=64", "agent.n_epochs=1")
+    runner.run(cfg)
+    assert bool(made) == checkpointed
+    assert ("are not checkpointed" in caplog.text) == (not checkpointed)
