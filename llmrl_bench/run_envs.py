@@ -17,12 +17,15 @@ from llmrl_bench.representations.base import Representation
 class RunEnvs:
     """The :class:`~llmrl_bench.agents.base.EnvFactory` of one run: training split, in the run's representation."""
 
-    def __init__(self, suite: EnvSuite, representation: Representation, reward: Any = None):
+    def __init__(self, suite: EnvSuite, representation: Representation, reward: Any = None,
+                 reward_log: Callable[[int, dict], None] | None = None):
         self.suite = suite
         self.representation = representation
-        self.reward = reward
-        """An indirect :class:`~llmrl_bench.rewards.TrainingReward` of the ``make_vec`` envs, or None (the env's own)."""
-        self.reward_log: Callable[[int, dict], None] | None = None
+        indirect = reward is not None and not reward.is_direct
+        # Plain data for the env's own reward: the training envs (and this object, which makes them) stay checkpointable.
+        self.reward = reward if indirect else None
+        """The indirect :class:`~llmrl_bench.rewards.TrainingReward` of the ``make_vec`` envs; None: the env's own."""
+        self.reward_log = reward_log if indirect else None
         """Where the indirect reward logs its charts (the run's tracker)."""
         self.reward_envs: list[gym.vector.VectorEnv] = []
         probe = self.make()
@@ -35,7 +38,7 @@ class RunEnvs:
 
     def make_vec(self, num_envs: int) -> gym.vector.VectorEnv:
         """``num_envs`` training envs stepped together (autoreset mode NEXT_STEP), with the run's training reward."""
-        if self.reward is not None and not self.reward.is_direct:
+        if self.reward is not None:
             return self._make_vec_indirect(num_envs)
         native = self.suite.make_native_vec(num_envs)
         if native is not None:

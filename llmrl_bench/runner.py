@@ -141,8 +141,7 @@ def _train_and_record(this: Run) -> dict[str, Any]:
     progress = RunProgress(this.title, cfg.budget.env_steps, enabled=cfg.progress, position=this.position)
     signals = checkpoint.PreemptionSignals()
     try:
-        envs = RunEnvs(this.suite, this.representation, build_reward(cfg.get("reward"), this.suite, cfg.seed))
-        envs.reward_log = tracker.log
+        envs = RunEnvs(this.suite, this.representation, build_reward(cfg.get("reward"), this.suite, cfg.seed), tracker.log)
         agent = build_agent(cfg.agent, envs, cfg.seed)
         hooks = RunHooks(agent, envs, cfg.budget, cfg.logger.log_every_steps, tracker, progress)
         hooks.policy_path = this.dir / results.POLICY_FILE
@@ -201,7 +200,7 @@ def _resumable(this: Run, agent, envs: RunEnvs) -> bool:
     """Checkpoints on, a resumable agent, and the env's own reward (an indirect reward's model is not saved)."""
     if not (this.cfg.checkpoint.enabled and getattr(agent, "resumable", False)):
         return False
-    if envs.reward is not None and not envs.reward.is_direct:
+    if envs.reward is not None:
         log.warning("%s: reward=%s runs are not checkpointed (the reward model's state is not saved); "
                     "a stopped run restarts from step 0", this.title, envs.reward.name)
         return False
