@@ -109,7 +109,9 @@ class LearnedIRLReward(TrainingReward):
     def __init__(self, config: LearnedIRLConfig, suite: Any, seed: int):
         super().__init__(config, suite, seed)
         self.expert_features, self.expert_actions = (torch.from_numpy(x) for x in expert_transitions(suite))
-        num_actions = int(suite.make(TRAIN).action_space.n)
+        probe = suite.make(TRAIN)
+        num_actions = int(probe.action_space.n)
+        probe.close()
         self.discriminator = Discriminator(self.expert_features.shape[1], num_actions, config, seed)
         self.generator = torch.Generator().manual_seed(seed)
         self.agent_features = np.zeros((config.update_every, self.expert_features.shape[1]), np.float32)
