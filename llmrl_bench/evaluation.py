@@ -8,12 +8,21 @@ import gymnasium as gym
 import numpy as np
 
 from llmrl_bench.agents.base import Agent
-from llmrl_bench.envs.base import EVAL_SEED_OFFSET
+from llmrl_bench.envs.base import EVAL_SEED_OFFSET, EnvSuite
 
 
 def evaluation_steps(env_steps: int, num_evals: int) -> list[int]:
     """``num_evals + 1`` evenly spaced evaluation steps from 0 to ``env_steps``."""
     return [round(i * env_steps / num_evals) for i in range(num_evals + 1)]
+
+
+def mean_optimal_return(suite: EnvSuite, context: str, episodes: int) -> float | None:
+    """The mean best possible return of the ``episodes`` evaluation episodes of ``context``
+    (seeds ``EVAL_SEED_OFFSET + i``); ``None`` where the suite declares no exact ceiling."""
+    ceilings = [suite.optimal_return(context, EVAL_SEED_OFFSET + i) for i in range(episodes)]
+    if not ceilings or any(c is None for c in ceilings):
+        return None
+    return float(np.mean(ceilings))
 
 
 class Evaluator:

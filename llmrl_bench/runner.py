@@ -27,7 +27,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from llmrl_bench import checkpoint, registry, results
 from llmrl_bench import metrics as metric_fns
-from llmrl_bench.envs.base import EnvSuite
+from llmrl_bench.envs.base import TRAIN, EnvSuite
+from llmrl_bench.evaluation import mean_optimal_return
 from llmrl_bench.errors import ConfigError, RunFailed
 from llmrl_bench.hooks import RunHooks
 from llmrl_bench.locking import run_lock
@@ -255,9 +256,16 @@ def _completed_record(this: Run, hooks: RunHooks, provenance: dict[str, Any]) ->
             "score_range": list(suite.score_range),
             "reward_threshold": suite.reward_threshold,
             "held_out_contexts": list(suite.held_out_contexts),
+            "optimal_return": _optimal_returns(suite, this.cfg.budget),
         },
         **this.labels,
     )
+
+
+def _optimal_returns(suite, budget) -> dict[str, float | None]:
+    """Per split, the mean best possible return of the episodes the run was evaluated on (normalized returns divide by it)."""
+    contexts = {TRAIN: budget.eval_episodes} | {context: budget.held_out_episodes for context in suite.held_out_contexts}
+    return {context: mean_optimal_return(suite, context, episodes) for context, episodes in contexts.items()}
 
 
 def _report(this: Run, record: results.RunResult, tracker, path: Path) -> None:
