@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
-from paper import checks, documents, figures, reproductions, tables
+from paper import checks, documents, figures, reproductions, sweeps, tables
 from paper.select import Cell, comparison_tasks, select_cells
 from paper.settings import N_RESAMPLES, RANDOM_STATE
 
@@ -71,6 +71,22 @@ def _tables(report: BuildReport, usable, aggregates, matrices, n_resamples: int)
     for table in published.tables:
         rows = reproductions.reproduce(usable, table, n_resamples, RANDOM_STATE)
         out[table.name] = tables.reproduction_table(table, rows, published.source)
+    levels = sweeps.levels_table(usable, n_resamples)
+    if levels is not None:
+        out[levels.name] = levels
+    return out
+
+
+def _sweep_figures(usable, n_resamples: int) -> list[figures.PaperFigure]:
+    """The figures of single experiments whose runs are in the results (:mod:`paper.sweeps`)."""
+    out = []
+    levels = sweeps.levels_figure(usable, n_resamples)
+    if levels is not None:
+        out.append(figures.PaperFigure(
+            sweeps.MAZE_LEVELS, levels,
+            "Generalization against the number of training layouts (experiment maze_levels, as Cobbe et al. 2019): "
+            "PPO's final greedy return divided by the exact optimum, on its training layouts and on held-out "
+            "layouts of each size, IQM over seeds with 95% bootstrap CIs."))
     return out
 
 
@@ -103,6 +119,7 @@ def build(results_dir: str | Path = "results/reference", out_dir: str | Path = "
     _clear(figures_dir, figures.FIGURE_FORMATS)
     _clear(tables_dir, ("md", "tex"))
     paper_figures, aggregates, matrices = figures.all_figures(selection.cells, tasks, algorithms, n_resamples)
+    paper_figures += _sweep_figures(usable, n_resamples)
     for figure in paper_figures:
         report.files.extend(figure.save(figures_dir))
     paper_tables = _tables(report, usable, aggregates, matrices, n_resamples)

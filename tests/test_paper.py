@@ -316,3 +316,23 @@ def test_protocol_marks_runs_made_from_a_dirty_tree():
     (cell,) = select.select_cells(runs).cells
     assert tables.code_version(cell) == "1234567, abcdef0 (dirty)"
     assert "abcdef0 (dirty)" in tables.protocol_table([cell]).markdown()
+
+
+def test_maze_levels_normalizes_by_the_recorded_ceilings_and_puts_inf_last():
+    from paper import sweeps
+
+    def levels_run(count, seed, train, held_out):
+        run = record(env="maze", seed=seed, sweep="maze_levels")
+        run.config["env"]["num_train_layouts"] = count
+        run.curve[-1] = {"step": 1, "train_return": train, "held_out_return": held_out, "held_out": {"held_out_7x7": held_out}}
+        run.env_info = {"optimal_return": {"train": 0.8, "held_out_7x7": 0.5}}
+        return run
+
+    runs = [levels_run(c, s, 0.8 * f, 0.5 * f / 2) for c, f in (("inf", 1.0), (8, 0.5)) for s in range(3)]
+    runs.append(record(env="maze", sweep="maze_levels"))  # no ceilings recorded: left out
+    assert list(sweeps.levels_runs(runs)) == [8.0, float("inf")]
+    table = sweeps.levels_table(runs, n_resamples=50).markdown()
+    assert "| 8 | 0–2 (3) | 100000 | 0.500 [0.500, 0.500] | 0.250 [0.250, 0.250] | 0.250 [0.250, 0.250] |" in table
+    assert "| inf |" in table.splitlines()[-1]
+    assert sweeps.levels_figure(runs, n_resamples=50) is not None
+    assert sweeps.levels_figure(runs[-1:], n_resamples=50) is None
