@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import random
 import time
 from dataclasses import dataclass
@@ -45,8 +46,22 @@ __all__ = ["ConfigError", "RunFailed", "RunEnvs", "run", "run_with_status", "see
 
 
 def experiment_config(cfg: DictConfig) -> dict[str, Any]:
-    """The resolved config as plain data (what ``result.json`` and W&B store)."""
-    return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)  # type: ignore[return-value]
+    """The resolved config as plain data (what ``result.json`` and W&B store).
+
+    An infinite setting (``env.num_train_layouts=inf``) is stored as the string ``"inf"``: JSON
+    has no infinity, and the null a result file would otherwise hold could not be run again.
+    """
+    return _infinities_as_text(OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True))
+
+
+def _infinities_as_text(value: Any) -> Any:
+    if isinstance(value, float) and math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    if isinstance(value, dict):
+        return {key: _infinities_as_text(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_infinities_as_text(item) for item in value]
+    return value
 
 
 def seed_everything(seed: int) -> None:
