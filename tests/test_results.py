@@ -161,3 +161,9 @@ def test_an_infinite_setting_is_stored_as_text_and_keeps_its_run_id():
     assert config["env"] == {"num_train_layouts": "inf", "sizes": [7, "-inf"]}
     stored = json.loads(json.dumps(config))  # what result.json holds
     assert results.run_id(stored) == results.run_id(config)
+
+
+def test_result_files_name_the_training_split_as_the_suites_do():
+    from llmrl_bench.envs.base import TRAIN
+
+    assert results.TRAIN_SPLIT == TRAIN
