@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import random
 import time
 from dataclasses import dataclass
@@ -27,7 +28,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from llmrl_bench import checkpoint, registry, results
 from llmrl_bench import metrics as metric_fns
-from llmrl_bench.envs.base import EnvSuite
+from llmrl_bench.envs.base import TRAIN, EnvSuite
+from llmrl_bench.evaluation import mean_optimal_return
 from llmrl_bench.errors import ConfigError, RunFailed
 from llmrl_bench.hooks import RunHooks
 from llmrl_bench.locking import run_lock
@@ -45,8 +47,22 @@ __all__ = ["ConfigError", "RunFailed", "RunEnvs", "run", "run_with_status", "see
 
 
 def experiment_config(cfg: DictConfig) -> dict[str, Any]:
-    """The resolved config as plain data (what ``result.json`` and W&B store)."""
-    return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)  # type: ignore[return-value]
+    """The resolved config as plain data (what ``result.json`` and W&B store).
+
+    An infinite setting (``env.num_train_layouts=inf``) is stored as the string ``"inf"``: JSON
+    has no infinity, and the null a result file would otherwise hold could not be run again.
+    """
+    return _infinities_as_text(OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True))
+
+
+def _infinities_as_text(value: Any) -> Any:
+    if isinstance(value, float) and math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    if isinstance(value, dict):
+        return {key: _infinities_as_text(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_infinities_as_text(item) for item in value]
+    return value
 
 
 def seed_everything(seed: int) -> None:
@@ -266,9 +282,16 @@ def _completed_record(this: Run, hooks: RunHooks, provenance: dict[str, Any]) ->
             "score_range": list(suite.score_range),
             "reward_threshold": suite.reward_threshold,
             "held_out_contexts": list(suite.held_out_contexts),
+            "optimal_return": _optimal_returns(suite, this.cfg.budget),
         },
         **this.labels,
     )
+
+
+def _optimal_returns(suite, budget) -> dict[str, float | None]:
+    """Per split, the mean best possible return of the episodes the run was evaluated on (normalized returns divide by it)."""
+    contexts = {TRAIN: budget.eval_episodes} | {context: budget.held_out_episodes for context in suite.held_out_contexts}
+    return {context: mean_optimal_return(suite, context, episodes) for context, episodes in contexts.items()}
 
 
 def _report(this: Run, record: results.RunResult, tracker, path: Path) -> None:

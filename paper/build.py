@@ -29,9 +29,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
-from paper import checks, documents, figures, reproductions, tables
+from paper import checks, documents, equal_budget, figures, reproductions, sweeps, tables
+from llmrl_bench import plots
 from paper.select import DIRECT_REWARD, Cell, comparison_tasks, select_cells, training_reward
 from paper.settings import N_RESAMPLES, RANDOM_STATE
+
+#: The env whose agents the equal-budget table and figure compare under the evaluation protocol.
+PROTOCOL_ENV = "maze"
 
 
 @dataclass
@@ -74,6 +78,31 @@ def _tables(report: BuildReport, usable, aggregates, matrices, n_resamples: int)
         out[table.name] = tables.reproduction_table(table, rows, published.source)
     if len(direct) < len(usable):
         out["rewards"] = tables.rewards_table(usable, n_resamples)
+    for table in (sweeps.levels_table(usable, n_resamples),
+                  equal_budget.equal_budget_table(report.cells, PROTOCOL_ENV, n_resamples)):
+        if table is not None:
+            out[table.name] = table
+    return out
+
+
+def _sweep_figures(usable, cells: Sequence[Cell], n_resamples: int) -> list[figures.PaperFigure]:
+    """The figures of single experiments and of the evaluation protocol, where their runs are in the results."""
+    out = []
+    colors = plots.algorithm_colors(cell.algorithm for cell in cells)  # as in every other figure
+    budgets = equal_budget.equal_budget_figure(cells, PROTOCOL_ENV, colors, n_resamples)
+    if budgets is not None:
+        out.append(figures.PaperFigure(
+            f"equal_budget_{PROTOCOL_ENV}", budgets,
+            f"Every agent on {PROTOCOL_ENV} under one evaluation protocol: normalized training-split return (return / "
+            "exact optimum) against env steps on a log axis, greedy (solid) and sampled (dashed) modes, IQM over "
+            "seeds with 95% bootstrap CIs; dotted lines mark the budgets the agents are compared at."))
+    levels = sweeps.levels_figure(usable, n_resamples)
+    if levels is not None:
+        out.append(figures.PaperFigure(
+            sweeps.MAZE_LEVELS, levels,
+            "Generalization against the number of training layouts (experiment maze_levels, as Cobbe et al. 2019): "
+            "PPO's final greedy return divided by the exact optimum, on its training layouts and on held-out "
+            "layouts of each size, IQM over seeds with 95% bootstrap CIs."))
     return out
 
 
@@ -106,6 +135,7 @@ def build(results_dir: str | Path = "results/reference", out_dir: str | Path = "
     _clear(figures_dir, figures.FIGURE_FORMATS)
     _clear(tables_dir, ("md", "tex"))
     paper_figures, aggregates, matrices = figures.all_figures(selection.cells, tasks, algorithms, n_resamples)
+    paper_figures += _sweep_figures(usable, selection.cells, n_resamples)
     for figure in paper_figures:
         report.files.extend(figure.save(figures_dir))
     paper_tables = _tables(report, usable, aggregates, matrices, n_resamples)

@@ -173,7 +173,7 @@ def protocol_table(cells: Sequence[Cell]) -> Table:
 
 def reproduction_table(table: reproductions.PublishedTable, rows: Sequence[reproductions.ReproductionRow],
                        source: dict[str, str]) -> Table:
-    header = ("env", "agent", "env steps", "RL Zoo: mean ± std (1 agent)", "RL Zoo eval episodes",
+    header = ("env", "agent", "settings", "env steps", "RL Zoo: mean ± std (1 agent)", "RL Zoo eval episodes",
               "ours: mean", "ours: IQM [95% CI]", "seeds reaching RL Zoo − tolerance", "ours: eval episodes",
               "seeds", "sweep")
     out = []
@@ -184,13 +184,15 @@ def reproduction_table(table: reproductions.PublishedTable, rows: Sequence[repro
             ours = (fmt(row.mean), fmt_estimate(row.estimate),
                     f"{row.reached} of {len(row.seeds)} (≥ {fmt(published.mean - published.tolerance)})",
                     f"{row.eval_episodes} per seed", fmt_seeds(row.seeds), ", ".join(row.sweeps))
-        out.append((published.gym_id, published.agent, str(published.env_steps),
+        out.append((published.gym_id, published.agent, published.settings, str(published.env_steps),
                     fmt_published(published.mean, published.std), str(published.eval_episodes), *ours))
     caption = (f"Reproduction, {table.title} (experiment {table.name}): final return of our runs (mean over seeds; "
                f"IQM over seeds with a {CI}, which with 10 seeds trims the 2 lowest; how many seeds end within the "
                f"published std of the published mean), next to {source['name']} ({source['url']}), whose ± is the "
-               "std over its evaluation episodes of a single trained agent.")
-    return Table(table.name, caption, header, tuple(out), "llrrr" + "r" * 4 + "ll")
+               "std over its evaluation episodes of a single trained agent. Settings: \"RL Zoo's settings\" rows hold "
+               "exactly the hyperparameters of RL Zoo's hyperparams/<algo>.yml (quoted in conf/hparams/); \"tuned "
+               "here\" rows the suite's changes to them, named." + (f" {table.note}" if table.note else ""))
+    return Table(table.name, caption, header, tuple(out), "lllrrr" + "r" * 4 + "ll")
 
 
 #: Agreement of the learned reward with the truth, from each run's provenance (docs/rewards.md), over its last 20% of training.
