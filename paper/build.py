@@ -142,7 +142,7 @@ def build(results_dir: str | Path = "results/reference", out_dir: str | Path = "
     for table in paper_tables.values():
         report.files.extend(table.write(tables_dir))
     for path, text in ((out_dir / "README.md", documents.readme(report, paper_tables, paper_figures)),
-                       (out_dir / "main.tex", documents.main_tex(report, paper_figures))):
+                       (out_dir / "main.tex", documents.main_tex(report, paper_tables, paper_figures))):
         path.write_text(text)
         report.files.append(path)
     report.seconds = time.perf_counter() - start

@@ -36,9 +36,10 @@ FIGURES = (
     "probability_of_improvement",
     "generalization",
     "return_vs_llm_compute",
+    "equal_budget_maze",  # the maze runs made here record the protocol's modes and ceilings
 )
 TABLES = ("metrics", "reliability", "aggregates", "runtime", "protocol", "reproduce_rlzoo_cartpole",
-          "reproduce_rlzoo_minigrid")
+          "reproduce_rlzoo_minigrid", "equal_budget_maze")
 BROKEN = Path("runs") / "broken" / "result.json"
 
 
