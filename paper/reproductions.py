@@ -6,8 +6,10 @@ mean over seeds, its IQM with a 95% stratified-bootstrap CI, and how many seeds 
 the published figure within its stated tolerance (``>= mean - tolerance``). An IQM of
 10 seeds trims the 2 lowest, so the mean and the count say what the IQM hides.
 
-Runs match a published row by agent, env, representation (``vector``) and training
-budget (``budget.env_steps``), not by sweep name: a run of ``cartpole_classic`` is the
+Runs match a published row by agent, env, representation (``vector``), training budget
+(``budget.env_steps``) and the row's ``agent_config`` (hyperparameters the run must hold:
+RL Zoo's own values for an "RL Zoo's settings" row, the suite's changes for a "tuned here"
+row), not by sweep name: a run of ``cartpole_classic`` is the
 same experiment, with the same ``run_id``, as one of ``reproduce_rlzoo_cartpole``, and
 the runner skips whichever comes second. If several configurations match (say, the
 hyperparameters changed between sweeps), the one whose sweep is the table's name wins,
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -55,6 +57,14 @@ class PublishedRow:
     std: float | None
     eval_episodes: int
     tolerance: float
+    settings: str = "RL Zoo's settings"
+    """What the matching runs were trained with, in words (``RL Zoo's settings`` or ``tuned here: ...``)."""
+    agent_config: dict[str, Any] = field(default_factory=dict)
+    """Agent hyperparameters a run must hold to match this row (names as in our agent configs)."""
+
+    def holds_settings(self, result: RunResult) -> bool:
+        agent = result.config.get("agent", {})
+        return all(name in agent and agent[name] == value for name, value in self.agent_config.items())
 
     def reached_by(self, value: float) -> bool:
         return value >= self.mean - self.tolerance
@@ -67,6 +77,8 @@ class PublishedTable:
     name: str
     title: str
     rows: tuple[PublishedRow, ...]
+    note: str = ""
+    """How our setting differs from the source's, in words (observation, evaluation)."""
 
 
 @dataclass(frozen=True)
@@ -85,6 +97,7 @@ def load_published(path: str | Path = PUBLISHED_PATH) -> Published:
             name=name,
             title=table["title"],
             rows=tuple(PublishedRow(**row) for row in table["rows"]),
+            note=table.get("note", ""),
         )
         for name, table in data["tables"].items()
     )
@@ -111,7 +124,7 @@ def matching_runs(results: Sequence[RunResult], row: PublishedRow, table_name: s
         budget: dict[str, Any] = result.config.get("budget", {})
         if (result.agent, result.env, result.repr) == (row.agent, row.env, REPRESENTATION) and budget.get(
             "env_steps"
-        ) == row.env_steps:
+        ) == row.env_steps and row.holds_settings(result):
             by_configuration[configuration_key(result)].append(result)
     if not by_configuration:
         return []

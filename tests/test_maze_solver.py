@@ -195,3 +195,19 @@ def test_q_learning_converges_to_the_solvers_q_star_on_the_seed_maze(make_config
         observation, reward, terminated, truncated, _ = env.step(int(agent.act(observation[None])[0]))
         total, done = total + reward, terminated or truncated
     assert total == suite.optimal_return(TRAIN, 0) == 2 - len(shortest_actions(layout, "cardinal"))
+
+
+def test_results_record_the_mean_ceiling_of_the_episodes_each_split_was_evaluated_on():
+    from llmrl_bench.envs import CartPoleSuite
+    from llmrl_bench.envs.base import EVAL_SEED_OFFSET
+    from llmrl_bench.evaluation import mean_optimal_return
+
+    suite = MazeSuite(train_sizes=[5], held_out_sizes=[7], num_train_layouts=4, num_held_out_layouts=3)
+    for context, episodes in ((TRAIN, 6), ("held_out_7x7", 5)):
+        ceilings = []
+        for i in range(episodes):
+            env = suite.make(context)
+            env.reset(seed=EVAL_SEED_OFFSET + i)
+            ceilings.append(best_return_by_simulated_breadth_first_search(env))
+        assert mean_optimal_return(suite, context, episodes) == pytest.approx(np.mean(ceilings))
+    assert mean_optimal_return(CartPoleSuite(), TRAIN, 3) == 500.0  # every step earns 1, 500 steps at most

@@ -36,9 +36,10 @@ FIGURES = (
     "probability_of_improvement",
     "generalization",
     "return_vs_llm_compute",
+    "equal_budget_maze",  # the maze runs made here record the protocol's modes and ceilings
 )
 TABLES = ("metrics", "reliability", "aggregates", "runtime", "protocol", "reproduce_rlzoo_cartpole",
-          "reproduce_rlzoo_minigrid")
+          "reproduce_rlzoo_minigrid", "equal_budget_maze")
 BROKEN = Path("runs") / "broken" / "result.json"
 
 
@@ -130,9 +131,10 @@ def test_invalid_result_file_is_left_out_and_listed_when_allowed(built):
 
 def test_reproduction_rows_without_matching_runs_say_not_run(built):
     out, _, _ = built
+    published = {table.name: table for table in reproductions.load_published().tables}
     for name in ("reproduce_rlzoo_cartpole", "reproduce_rlzoo_minigrid"):
         table = (out / "tables" / f"{name}.md").read_text()
-        assert table.count("| not run |") == 2, table
+        assert table.count("| not run |") == len(published[name].rows), table
         assert "not run" in (out / "tables" / f"{name}.tex").read_text()
 
 
@@ -253,6 +255,19 @@ def test_reproduction_prefers_the_tables_own_sweep():
     assert [r.config["agent"]["learning_rate"] for r in chosen] == [3e-4] * 3
 
 
+def test_reproduction_rows_match_only_runs_holding_their_hyperparameters():
+    rlzoo = reproductions.PublishedRow("ppo", "cartpole", "CartPole-v1", 100_000, 500.0, 0.0, 300, 0.0,
+                                       agent_config={"learning_rate": 1e-3})
+    tuned = reproductions.PublishedRow("ppo", "cartpole", "CartPole-v1", 100_000, 500.0, 0.0, 300, 0.0,
+                                       settings="tuned here", agent_config={"learning_rate": 3e-4})
+    runs = [record(seed=s, lr=1e-3) for s in range(4)] + [record(seed=s, lr=3e-4) for s in range(6)]
+    assert [r.seed for r in reproductions.matching_runs(runs, rlzoo, "t")] == [0, 1, 2, 3]
+    assert {r.config["agent"]["learning_rate"] for r in reproductions.matching_runs(runs, tuned, "t")} == {3e-4}
+    missing = reproductions.PublishedRow("ppo", "cartpole", "CartPole-v1", 100_000, 500.0, 0.0, 300, 0.0,
+                                         agent_config={"n_epochs": 20})  # a key the runs do not hold
+    assert reproductions.matching_runs(runs, missing, "t") == []
+
+
 def test_select_cells_keeps_the_configuration_with_most_seeds():
     runs = [record(seed=s, env_steps=100_000) for s in range(5)] + [record(seed=s, env_steps=512) for s in range(3)]
     selection = select.select_cells(runs)
@@ -302,3 +317,50 @@ def test_protocol_marks_runs_made_from_a_dirty_tree():
     (cell,) = select.select_cells(runs).cells
     assert tables.code_version(cell) == "1234567, abcdef0 (dirty)"
     assert "abcdef0 (dirty)" in tables.protocol_table([cell]).markdown()
+
+
+def test_maze_levels_normalizes_by_the_recorded_ceilings_and_puts_inf_last():
+    from paper import sweeps
+
+    def levels_run(count, seed, train, held_out):
+        run = record(env="maze", seed=seed, sweep="maze_levels")
+        run.config["env"]["num_train_layouts"] = count
+        run.curve[-1] = {"step": 1, "train_return": train, "held_out_return": held_out, "held_out": {"held_out_7x7": held_out}}
+        run.env_info = {"optimal_return": {"train": 0.8, "held_out_7x7": 0.5}}
+        return run
+
+    runs = [levels_run(c, s, 0.8 * f, 0.5 * f / 2) for c, f in (("inf", 1.0), (8, 0.5)) for s in range(3)]
+    runs.append(record(env="maze", sweep="maze_levels"))  # no ceilings recorded: left out
+    assert list(sweeps.levels_runs(runs)) == [8.0, float("inf")]
+    table = sweeps.levels_table(runs, n_resamples=50).markdown()
+    assert "| 8 | 0–2 (3) | 100000 | 0.500 [0.500, 0.500] | 0.250 [0.250, 0.250] | 0.250 [0.250, 0.250] |" in table
+    assert "| inf |" in table.splitlines()[-1]
+    assert sweeps.levels_figure(runs, n_resamples=50) is not None
+    assert sweeps.levels_figure(runs[-1:], n_resamples=50) is None
+
+
+def test_equal_budget_reads_each_mode_at_the_last_evaluation_within_the_budget():
+    from paper import equal_budget
+
+    def protocol_run(agent, seed, steps, greedy, sampled):
+        run = record(agent=agent, env="maze", seed=seed, env_steps=steps[-1])
+        run.curve = [{"step": s, "train_return": g, "held_out_return": 0.0, "held_out": {},
+                      "modes": {"greedy": {"train": g}, "sampled": {"train": x}}} for s, g, x in zip(steps, greedy, sampled)]
+        run.env_info = {"optimal_return": {"train": 0.5}}
+        return run
+
+    short = [protocol_run("llm_pg", s, [0, 16, 32], [0.0, 0.1, 0.2], [0.0, 0.2, 0.3]) for s in range(3)]
+    long = [protocol_run("ppo", s, [0, 20, 300], [0.0, 0.25, 0.5], [0.0, 0.1, 0.4]) for s in range(3)]
+    assert equal_budget.value_at(long[0], "greedy", 32) == 0.5  # step 20's 0.25 over the ceiling 0.5
+    assert equal_budget.value_at(long[0], "sampled", 300) == pytest.approx(0.8)
+    assert np.isnan(equal_budget.value_at(short[0], "greedy", 300))  # never trained that long
+    old = record(agent="dqn", env="maze")  # recorded before the protocol: no modes
+    cells = [select.Cell("llm_pg", "vector", "maze", tuple(short)), select.Cell("ppo", "vector", "maze", tuple(long)),
+             select.Cell("dqn", "vector", "maze", (old,))]
+    table = equal_budget.equal_budget_table(cells, "maze", n_resamples=20).markdown()
+    assert "| llm_pg | vector | 3 | 32 | 0.400 [0.400, 0.400] | 0.600 [0.600, 0.600] | – | – |" in table
+    assert "| ppo | vector | 3 | 300 | 0.500 [0.500, 0.500] | 0.200 [0.200, 0.200] | 1.000" in table
+    assert "dqn" not in table.split("\n\n")[1] and "1 cell(s) of maze were recorded before the protocol" in table
+    colors = {cell.algorithm: "C0" for cell in cells}
+    assert equal_budget.equal_budget_figure(cells, "maze", colors, n_resamples=20) is not None
+    assert equal_budget.equal_budget_table(cells[2:], "maze", n_resamples=20) is None
