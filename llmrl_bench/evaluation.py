@@ -32,8 +32,15 @@ EVAL_MODES = ("greedy", "sampled")
 
 
 def has_action_distribution(agent: Agent) -> bool:
-    """Whether the agent exposes ``action_probabilities`` (the protocol's modes need it)."""
-    return callable(getattr(agent, "action_probabilities", None))
+    """Whether the agent exposes ``action_probabilities``; an agent whose distribution is implicit (an LLM
+    generating its actions as text) sets ``explicit_action_distribution`` false."""
+    return callable(getattr(agent, "action_probabilities", None)) and getattr(agent, "explicit_action_distribution", True)
+
+
+def records_modes(agent: Agent) -> bool:
+    """Whether the protocol's modes can be played: from the explicit distribution, or by the agent's own
+    ``act_in_mode(observations, mode)`` where the distribution is implicit."""
+    return has_action_distribution(agent) or callable(getattr(agent, "act_in_mode", None))
 
 
 def mean_optimal_return(suite: EnvSuite, context: str, episodes: int) -> float | None:
@@ -66,10 +73,12 @@ class Evaluator:
 
     def evaluate_mode(self, agent: Agent, mode: str) -> np.ndarray:
         """Undiscounted returns ``(episodes,)`` of the ``greedy`` or ``sampled`` policy of ``agent``'s action distribution."""
+        if mode not in EVAL_MODES:
+            raise ValueError(f"evaluation mode {mode!r} is not one of {EVAL_MODES}")
+        if not has_action_distribution(agent):  # e.g. generated text: the agent plays the mode itself
+            return self._play(lambda batch, active: agent.act_in_mode(batch, mode))
         if mode == "greedy":
             return self._play(lambda batch, active: agent.action_probabilities(batch).argmax(-1))
-        if mode != "sampled":
-            raise ValueError(f"evaluation mode {mode!r} is not one of {EVAL_MODES}")
         generators = [np.random.default_rng(EVAL_SEED_OFFSET + i) for i in range(len(self.envs))]
 
         def draw(batch, active: list[int]) -> Iterator[int]:

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from llmrl_bench import checkpoint
-from llmrl_bench.evaluation import EVAL_MODES, evaluation_steps, has_action_distribution
+from llmrl_bench.evaluation import EVAL_MODES, evaluation_steps, records_modes
 from llmrl_bench.progress import RunProgress
 from llmrl_bench.run_envs import RunEnvs
 from llmrl_bench.envs.base import TRAIN
@@ -99,7 +99,7 @@ class RunHooks:
             "held_out_return": float(self.last_held_out_returns.mean()),
             "held_out": {context: float(returns.mean()) for context, returns in held_out.items()},
         }
-        if has_action_distribution(self.agent):
+        if records_modes(self.agent):
             point["modes"] = {mode: self._evaluate_mode(mode) for mode in EVAL_MODES}
         self.curve.append(point)
         self.next_eval += 1

@@ -9,7 +9,7 @@ from hydra.utils import instantiate
 from conftest import build_agent
 from llmrl_bench.agents.base import epsilon_greedy_probabilities
 from llmrl_bench.envs.base import TRAIN
-from llmrl_bench.evaluation import EVAL_MODES, has_action_distribution
+from llmrl_bench.evaluation import EVAL_MODES, has_action_distribution, records_modes
 from llmrl_bench.run_envs import RunEnvs
 
 
@@ -82,3 +82,29 @@ def test_a_run_records_both_modes_at_every_evaluation(make_config, tmp_path):
         for splits in point["modes"].values():
             assert set(splits) == {TRAIN, *result.env_info["held_out_contexts"]}
         assert point["modes"]["greedy"][TRAIN] == point["train_return"]  # PPO's evaluation policy is its argmax
+
+
+@pytest.mark.parametrize("agent_name,temperature", [("llm_zero_shot", 0.0), ("llm_zero_shot", 0.7), ("llm_pg", 1.0)])
+def test_llm_agents_in_score_mode_expose_their_softmax_over_env_actions(agent_name, temperature):
+    from llmrl_bench.envs import MazeSuite
+    from llmrl_bench.representations.text import TextRepresentation
+
+    envs = RunEnvs(MazeSuite(train_sizes=[7], held_out_sizes=[7], num_train_layouts=2), TextRepresentation())
+    llm = {"model": "tiny-random", "temperature": temperature}
+    order = {"actions": ["go forward", "turn left", "turn right"], "action_ids": [2, 0, 1]}  # the maze prompt's order
+    agent = build_agent(agent_name, envs, 0, llm=llm, **order)
+    observations = [envs.make().reset(seed=s)[0] for s in range(3)]
+    probabilities = agent.action_probabilities(observations)
+    assert probabilities.shape == (3, 3) and np.allclose(probabilities.sum(-1), 1.0)
+    assert (probabilities.argmax(-1) == agent.act(observations, greedy=True)).all()
+    scores = agent.policy.score(agent.policy.prompts(observations))  # candidate order: forward, left, right
+    if temperature == 0:
+        assert set(np.unique(probabilities)) == {0.0, 1.0}
+    else:
+        assert probabilities[:, [2, 0, 1]] == pytest.approx((scores.double() / temperature).softmax(-1).numpy())
+    assert has_action_distribution(agent)
+    generating = build_agent(agent_name, envs, 0, llm={**llm, "action_mode": "generate"}, **order)
+    assert not has_action_distribution(generating) and records_modes(generating)
+    evaluator = envs.evaluator(TRAIN, 2)
+    greedy = evaluator.evaluate_mode(generating, "greedy")
+    assert (evaluator.evaluate_mode(generating, "greedy") == greedy).all()  # greedy decoding repeats

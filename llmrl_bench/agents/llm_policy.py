@@ -301,6 +301,28 @@ class LLMPolicy:
             return self.action_ids[self.sample(scores, self.eval_generator)]
         return self.action_ids[self.choose(scores, greedy)]
 
+    def action_probabilities(self, observations: Sequence[str]) -> np.ndarray:
+        """``(batch, max(action_ids) + 1)`` softmax(scores / temperature) placed on the env actions (one-hot argmax
+        at temperature 0): the distribution the evaluation protocol plays. Score mode only: generated text has
+        no explicit distribution over actions."""
+        if self.generates:
+            raise ValueError("llm.action_mode=generate has no explicit action distribution")
+        self.env_steps += len(observations)
+        scores = self.score(self.prompts(observations))
+        if self.llm.temperature == 0:
+            candidates = torch.nn.functional.one_hot(scores.argmax(-1), len(self.actions)).double()
+        else:
+            candidates = (scores.double() / self.llm.temperature).softmax(-1)
+        probabilities = np.zeros((len(observations), int(self.action_ids.max()) + 1))
+        probabilities[:, self.action_ids] = candidates.numpy()
+        return probabilities
+
+    def act_in_mode(self, observations: Sequence[str], mode: str) -> np.ndarray:
+        """Generate mode's protocol modes: ``greedy`` decoding, or ``sampled`` decoding with the evaluation generator."""
+        self.env_steps += len(observations)
+        generator = self.eval_generator if mode == "sampled" and self.llm.temperature > 0 else None
+        return self.action_ids[self.generate(self.prompts(observations), generator, evaluation=True).choices]
+
     # ------------------------------------------------------------- generation
     def generate(self, prompts: Sequence[str], generator: torch.Generator | None, evaluation: bool) -> GeneratedActions:
         """Generate and parse an action per prompt (greedy when ``generator`` is None); counts the parse stages.

@@ -68,6 +68,19 @@ class LLMZeroShot:
         """One-line errors for a model that cannot load or an invalid ``llm`` setting."""
         checked_llm_config(cfg)
 
+    @property
+    def explicit_action_distribution(self) -> bool:
+        """Score mode has one (``action_probabilities``); generate mode's is implicit in the generated text."""
+        return not self.policy.generates
+
+    def action_probabilities(self, observations: Any) -> np.ndarray:
+        """The policy's distribution over env actions (score mode; see ``LLMPolicy.action_probabilities``)."""
+        return self.policy.action_probabilities(list(observations))
+
+    def act_in_mode(self, observations: Any, mode: str) -> np.ndarray:
+        """Generate mode's ``greedy`` or ``sampled`` evaluation (``LLMPolicy.act_in_mode``)."""
+        return self.policy.act_in_mode(list(observations), mode)
+
     def act(self, observations: Any, greedy: bool = True) -> np.ndarray:
         """Argmax of the scores (greedy; a sample with ``llm.eval_sampling``), else a temperature sample."""
         return self.policy.act(list(observations), greedy)
