@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cloudpickle
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -118,3 +119,30 @@ def test_advantage_learning_lowers_the_target_of_a_non_greedy_action_by_alpha_ti
     monkeypatch.setattr("torch.nn.functional.smooth_l1_loss", lambda q, target: targets.append(target.clone()) or (q - target).sum())
     agent._train_phase()
     np.testing.assert_allclose(targets[0].numpy(), [1.0 + 0.5 * 30.0 - 0.5 * 23.0])  # without it: 1 + 0.5 * 30
+
+
+class SnapshotAt(NullHooks):
+    """Keeps a pickled ``state_dict`` taken mid-episode at env step ``step``."""
+
+    def __init__(self, agent, step: int):
+        self.agent, self.step, self.snapshot = agent, step, None
+
+    def checkpoint_point(self, global_step: int) -> None:
+        if global_step == self.step:
+            self.snapshot = cloudpickle.dumps(self.agent.state_dict())
+
+
+def test_novelty_bonus_run_resumes_mid_episode_identically():
+    """The episode's visited set is loop state: a run resumed from step 2 (mid-episode) replays the same bonuses."""
+    options = {"novelty_bonus": 0.25, "scale_obs": True, "learning_starts": 2, "train_freq": 2, "buffer_size": 16,
+               "batch_size": 4, "net_arch": [4]}
+    envs = ScriptedEnvs()
+    whole = build_agent("dqn", envs, **options)
+    hooks = SnapshotAt(whole, 2)
+    whole.learn(envs, 12, hooks)
+    resumed = build_agent("dqn", envs, seed=5, **options)
+    resumed.load_state_dict(cloudpickle.loads(hooks.snapshot))
+    resumed.learn(envs, 12, NullHooks())
+    np.testing.assert_array_equal(resumed.buffer_novel, whole.buffer_novel)
+    for name, values in whole.q_network.state_dict().items():
+        torch.testing.assert_close(resumed.q_network.state_dict()[name], values, rtol=0, atol=0)

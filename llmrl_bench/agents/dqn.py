@@ -5,8 +5,8 @@ replay buffer, copy the target network every ``target_update_interval`` env step
 every ``train_freq`` env steps, take ``gradient_steps`` TD steps (SB3's semantics).
 Options, all off by default: Double DQN targets (``double_q``), n-step returns (``n_step``,
 computed when sampling from the one-step buffer), a dueling Q-network (``dueling``), an
-episodic novelty bonus for exploration (``novelty_bonus``) and a fixed observation scaling
-(``scale_obs``) and advantage-learning targets (``advantage_learning``).
+episodic novelty bonus for exploration (``novelty_bonus``), advantage-learning targets
+(``advantage_learning``) and a fixed observation scaling (``scale_obs``).
 
 Resumable: the loop keeps its state (env, current observation, episode counters) in
 attributes, so every env step is a checkpoint point and ``state_dict`` captures it all.
