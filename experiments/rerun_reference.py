@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 
 from llmrl_bench.commands import stored_run_config
-from llmrl_bench.results import RESULT_FILE, load_result, load_results
+from llmrl_bench.results import RESULT_FILE, curve_repeats, load_result, load_results
 from llmrl_bench.runner import run
 
 
@@ -26,7 +26,7 @@ def rerun(run_dir: Path, scratch: Path) -> list[str]:
     differences = [f"run_id {fresh.run_id}"] if fresh.run_id != stored.run_id else []
     differences += [f"metrics.{key}: {stored.metrics.get(key)} -> {fresh.metrics.get(key)}"
                     for key in sorted(set(stored.metrics) | set(fresh.metrics)) if stored.metrics.get(key) != fresh.metrics.get(key)]
-    if fresh.curve != stored.curve:
+    if not curve_repeats(stored.curve, fresh.curve):
         differences.append("curve")
     return differences
 

@@ -37,7 +37,7 @@ from llmrl_bench.runner import run_with_status
 from llmrl_bench.validation import check_config, check_moved_keys
 
 PROG = "llmrl-bench"
-CHECKED_GROUPS = ("agent", "env", "repr", "budget", "logger", "debug", "experiment", "hparams")
+CHECKED_GROUPS = ("agent", "env", "repr", "reward", "budget", "logger", "debug", "experiment", "hparams")
 MULTIRUN_FLAGS = ("-m", "--multirun")
 SEED_RANGE = re.compile(r"^(\d+)-(\d+)$")
 SEED_FORMS = "an integer >= 0, A-B (e.g. 0-9), a list 1,3,5 or range(0,10)"

@@ -41,7 +41,7 @@ from llmrl_bench.stats import iqm_across_seeds
 PROG = "llmrl-bench"
 SUBCOMMANDS = ("list", "show", "watch")
 HELP_FLAGS = ("-h", "--help")
-COMPONENT_GROUPS = {"agent": "agents", "env": "envs", "repr": "representations"}
+COMPONENT_GROUPS = {"agent": "agents", "env": "envs", "repr": "representations", "reward": "rewards"}
 DESCRIPTION_WIDTH = 90  # descriptions are cut to keep one line per option
 
 class CommandError(Exception):
@@ -174,7 +174,10 @@ def show_run(result: results.RunResult, path: Path) -> None:
 
 def _identity(result: results.RunResult) -> str:
     """The experiment's config without its seed: runs of one cell should share it."""
-    return repr(sorted((key, repr(result.config.get(key))) for key in results.EXPERIMENT_KEYS if key != "seed"))
+    keys = [key for key in results.EXPERIMENT_KEYS if key != "seed"]
+    if (result.config.get("reward") or {}).get("name", results.DIRECT_REWARD) != results.DIRECT_REWARD:
+        keys.append("reward")  # as in the run_id: the env's own reward is left out
+    return repr(sorted((key, repr(result.config.get(key))) for key in keys))
 
 
 def cell_summaries(runs: Iterable[results.RunResult]) -> list[dict[str, Any]]:

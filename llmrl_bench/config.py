@@ -81,6 +81,8 @@ class RunConfig:
     agent: Any = None
     env: Any = None
     repr: Any = None
+    reward: Any = None
+    """The training envs' reward (``llmrl_bench.rewards``): ``direct`` (the env's own) or a learned one."""
     budget: BudgetConfig = field(default_factory=BudgetConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)

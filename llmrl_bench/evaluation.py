@@ -1,8 +1,19 @@
-"""Evaluation of the agent's evaluation policy (``act(greedy=True)``) on fixed evaluation seeds, batched over episodes."""
+"""Evaluation on fixed evaluation seeds, batched over episodes: the agent's own evaluation policy
+(``act(greedy=True)``, the run's headline curve) and the protocol's two modes for every agent.
+
+The modes read the agent's action distribution, ``action_probabilities(observations)``:
+
+- ``greedy``: its argmax (lowest index on ties);
+- ``sampled``: a draw from it, episode ``i`` with its own generator seeded ``EVAL_SEED_OFFSET + i``
+  at every evaluation, so the draws never touch the agent's training RNGs.
+
+For DQN and Q-learning the distribution is the epsilon-greedy policy at the final epsilon; for
+policy-gradient and LLM agents the softmax they sample in training.
+"""
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import gymnasium as gym
 import numpy as np
@@ -14,6 +25,15 @@ from llmrl_bench.envs.base import EVAL_SEED_OFFSET, EnvSuite
 def evaluation_steps(env_steps: int, num_evals: int) -> list[int]:
     """``num_evals + 1`` evenly spaced evaluation steps from 0 to ``env_steps``."""
     return [round(i * env_steps / num_evals) for i in range(num_evals + 1)]
+
+
+#: The evaluation modes every evaluation records (``Evaluator.evaluate_mode``).
+EVAL_MODES = ("greedy", "sampled")
+
+
+def has_action_distribution(agent: Agent) -> bool:
+    """Whether the agent exposes ``action_probabilities`` (the protocol's modes need it)."""
+    return callable(getattr(agent, "action_probabilities", None))
 
 
 def mean_optimal_return(suite: EnvSuite, context: str, episodes: int) -> float | None:
@@ -42,11 +62,30 @@ class Evaluator:
 
     def evaluate(self, agent: Agent) -> np.ndarray:
         """Undiscounted returns ``(episodes,)`` of ``agent``'s evaluation policy (``act(greedy=True)``)."""
+        return self._play(lambda batch, active: agent.act(batch, greedy=True))
+
+    def evaluate_mode(self, agent: Agent, mode: str) -> np.ndarray:
+        """Undiscounted returns ``(episodes,)`` of the ``greedy`` or ``sampled`` policy of ``agent``'s action distribution."""
+        if mode == "greedy":
+            return self._play(lambda batch, active: agent.action_probabilities(batch).argmax(-1))
+        if mode != "sampled":
+            raise ValueError(f"evaluation mode {mode!r} is not one of {EVAL_MODES}")
+        generators = [np.random.default_rng(EVAL_SEED_OFFSET + i) for i in range(len(self.envs))]
+
+        def draw(batch, active: list[int]) -> Iterator[int]:
+            probabilities = np.asarray(agent.action_probabilities(batch), np.float64)
+            for i, row in zip(active, probabilities):
+                yield int(generators[i].choice(len(row), p=row / row.sum()))
+
+        return self._play(lambda batch, active: list(draw(batch, active)))
+
+    def _play(self, choose: Callable[[np.ndarray | list[str], list[int]], Sequence[int]]) -> np.ndarray:
+        """Returns ``(episodes,)`` with ``choose(observations, active episode indices)`` acting."""
         observations = [env.reset(seed=EVAL_SEED_OFFSET + i)[0] for i, env in enumerate(self.envs)]
         returns = np.zeros(len(self.envs))
         active = list(range(len(self.envs)))
         while active:
-            actions = agent.act(self._batch([observations[i] for i in active]), greedy=True)
+            actions = choose(self._batch([observations[i] for i in active]), active)
             still_active = []
             for i, action in zip(active, actions):
                 observation, reward, terminated, truncated, _ = self.envs[i].step(int(action))

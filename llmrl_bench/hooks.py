@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from llmrl_bench import checkpoint
-from llmrl_bench.evaluation import evaluation_steps
+from llmrl_bench.evaluation import EVAL_MODES, evaluation_steps, has_action_distribution
 from llmrl_bench.progress import RunProgress
 from llmrl_bench.run_envs import RunEnvs
 from llmrl_bench.envs.base import TRAIN
@@ -99,6 +99,8 @@ class RunHooks:
             "held_out_return": float(self.last_held_out_returns.mean()),
             "held_out": {context: float(returns.mean()) for context, returns in held_out.items()},
         }
+        if has_action_distribution(self.agent):
+            point["modes"] = {mode: self._evaluate_mode(mode) for mode in EVAL_MODES}
         self.curve.append(point)
         self.next_eval += 1
         if self.next_eval == len(self.eval_steps) and self.policy_path is not None:
@@ -108,7 +110,14 @@ class RunHooks:
             "eval/train_return": point["train_return"],
             "eval/held_out_return": point["held_out_return"],
             **{f"eval/held_out/{context}": value for context, value in point["held_out"].items()},
+            **{f"eval/{mode}/{split}": value for mode, splits in point.get("modes", {}).items() for split, value in splits.items()},
         })
+
+    def _evaluate_mode(self, mode: str) -> dict[str, float]:
+        """Mean return of the protocol's ``mode`` on the training split (``train``) and each held-out context."""
+        returns = {TRAIN: self.train_evaluator.evaluate_mode(self.agent, mode)}
+        returns |= {context: evaluator.evaluate_mode(self.agent, mode) for context, evaluator in self.held_out_evaluators.items()}
+        return {split: float(values.mean()) for split, values in returns.items()}
 
     def close(self) -> None:
         self.train_evaluator.close()

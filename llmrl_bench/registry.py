@@ -5,8 +5,8 @@ agent needs besides its file and ``conf/agent/ppo.yaml`` (whose defaults list na
 ``ppo_schema``). Hydra's ConfigStore (``llmrl_bench.config``), the CLI's allowed values,
 ``llmrl-bench list`` and the leaderboard's allowed ``_target_`` values all read this registry.
 
-Components are found by importing every module of ``llmrl_bench.agents``, ``.envs`` and
-``.representations``, plus the modules named in ``$LLMRL_BENCH_PLUGINS`` (comma-separated).
+Components are found by importing every module of ``llmrl_bench.agents``, ``.envs``,
+``.representations`` and ``.rewards``, plus the modules named in ``$LLMRL_BENCH_PLUGINS`` (comma-separated).
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ import os
 import pkgutil
 from typing import Any, Callable, TypeVar
 
-GROUPS = ("agent", "env", "repr")
-PACKAGES = {"agent": "llmrl_bench.agents", "env": "llmrl_bench.envs", "repr": "llmrl_bench.representations"}
+GROUPS = ("agent", "env", "repr", "reward")
+PACKAGES = {"agent": "llmrl_bench.agents", "env": "llmrl_bench.envs", "repr": "llmrl_bench.representations",
+            "reward": "llmrl_bench.rewards"}
 PLUGINS_VARIABLE = "LLMRL_BENCH_PLUGINS"
 
 Schema = TypeVar("Schema", bound=type)

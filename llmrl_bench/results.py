@@ -46,7 +46,12 @@ POLICY_FILE = "policy.pt"
 #: The config sections that define an experiment; everything else (logging, paths,
 #: progress) can change without changing the run_id.
 EXPERIMENT_KEYS = ("agent", "env", "repr", "budget", "seed")
+#: The training split's key in ``env_info.optimal_return`` and in a curve point's ``modes``
+#: (the suites' ``envs.base.TRAIN``; kept here so that readers of results need no env code).
+TRAIN_SPLIT = "train"
 DEFAULT_TORCH_THREADS = 1
+#: The training reward that keeps run_ids as they were before ``reward=`` existed: the env's own.
+DIRECT_REWARD = "direct"
 
 
 class ResultError(ValueError):
@@ -87,6 +92,7 @@ def run_id(config: dict[str, Any]) -> str:
 
     Torch's thread count changes floating-point sums, so a run with more than the default one
     thread is another experiment (the default stays out of the hash: ids made before stay valid).
+    So is the training reward: ``reward=direct`` (or none) stays out, any other ``reward`` is hashed.
     """
     from llmrl_bench import registry  # the schemas say which late-added options are identity-neutral
 
@@ -94,10 +100,21 @@ def run_id(config: dict[str, Any]) -> str:
     for key in ("agent", "env", "repr"):
         if isinstance(identity[key], dict):
             identity[key] = registry.identity_view(identity[key])
+    reward = config.get("reward")
+    if isinstance(reward, dict) and reward.get("name", DIRECT_REWARD) != DIRECT_REWARD:
+        identity["reward"] = reward
     if config.get("torch_threads", DEFAULT_TORCH_THREADS) != DEFAULT_TORCH_THREADS:
         identity["torch_threads"] = config["torch_threads"]
     canonical = json.dumps(identity, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def curve_repeats(reference: list[dict[str, Any]], fresh: list[dict[str, Any]]) -> bool:
+    """Whether ``fresh`` repeats ``reference`` point for point on every field ``reference`` records
+    (curves recorded before the protocol's evaluation modes have no ``modes``)."""
+    return len(reference) == len(fresh) and all(
+        {key: point.get(key) for key in old} == old for old, point in zip(reference, fresh)
+    )
 
 
 def run_dir(results_dir: str | Path, run_id_: str) -> Path:

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import random
 import time
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ from llmrl_bench.locking import run_lock
 from llmrl_bench.progress import RunProgress, SweepPosition
 from llmrl_bench.provenance import run_provenance, start_provenance
 from llmrl_bench.representations.base import Representation
+from llmrl_bench.rewards import build_reward
 from llmrl_bench.run_envs import RunEnvs
 from llmrl_bench.tracking import make_tracker
 from llmrl_bench.validation import check_config
@@ -45,8 +47,22 @@ __all__ = ["ConfigError", "RunFailed", "RunEnvs", "run", "run_with_status", "see
 
 
 def experiment_config(cfg: DictConfig) -> dict[str, Any]:
-    """The resolved config as plain data (what ``result.json`` and W&B store)."""
-    return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)  # type: ignore[return-value]
+    """The resolved config as plain data (what ``result.json`` and W&B store).
+
+    An infinite setting (``env.num_train_layouts=inf``) is stored as the string ``"inf"``: JSON
+    has no infinity, and the null a result file would otherwise hold could not be run again.
+    """
+    return _infinities_as_text(OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True))
+
+
+def _infinities_as_text(value: Any) -> Any:
+    if isinstance(value, float) and math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    if isinstance(value, dict):
+        return {key: _infinities_as_text(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_infinities_as_text(item) for item in value]
+    return value
 
 
 def seed_everything(seed: int) -> None:
@@ -141,14 +157,16 @@ def _train_and_record(this: Run) -> dict[str, Any]:
     progress = RunProgress(this.title, cfg.budget.env_steps, enabled=cfg.progress, position=this.position)
     signals = checkpoint.PreemptionSignals()
     try:
-        envs = RunEnvs(this.suite, this.representation)
+        envs = RunEnvs(this.suite, this.representation, build_reward(cfg.get("reward"), this.suite, cfg.seed), tracker.log)
         agent = build_agent(cfg.agent, envs, cfg.seed)
         hooks = RunHooks(agent, envs, cfg.budget, cfg.logger.log_every_steps, tracker, progress)
         hooks.policy_path = this.dir / results.POLICY_FILE
-        saved = _resume(this, agent, hooks, clock)
+        resumable = _resumable(this, agent, envs)
+        saved = _resume(this, agent, hooks, clock) if resumable else None
         if saved is not None:
             started_at = saved["provenance"]
-        _install_checkpointer(this, agent, hooks, signals, clock, started_at)
+        if resumable:
+            _install_checkpointer(this, agent, hooks, signals, clock, started_at)
         try:
             if saved is None:
                 hooks.on_step(0)  # the step-0 evaluation of the untrained policy
@@ -159,7 +177,8 @@ def _train_and_record(this: Run) -> dict[str, Any]:
             progress.close()
             hooks.close()
         provenance = run_provenance(started_at, clock.seconds(), hooks.global_step,
-                                    wandb_run_dir=getattr(tracker, "run_dir", None), **getattr(agent, "provenance", dict)())
+                                    wandb_run_dir=getattr(tracker, "run_dir", None), **getattr(agent, "provenance", dict)(),
+                                    **envs.reward_provenance())
         record = _completed_record(this, hooks, provenance)
         results.write_episodes(this.results_dir, this.run_id, {k: np.array(v) for k, v in hooks.episodes.items()})
         path = results.write_result(record, this.results_dir)
@@ -193,11 +212,20 @@ class RunClock:
         return self.before + time.perf_counter() - self.started
 
 
+def _resumable(this: Run, agent, envs: RunEnvs) -> bool:
+    """Checkpoints on, a resumable agent, and the env's own reward (an indirect reward's model is not saved)."""
+    if not (this.cfg.checkpoint.enabled and getattr(agent, "resumable", False)):
+        return False
+    if envs.reward is not None:
+        log.warning("%s: reward=%s runs are not checkpointed (the reward model's state is not saved); "
+                    "a stopped run restarts from step 0", this.title, envs.reward.name)
+        return False
+    return True
+
+
 def _install_checkpointer(this: Run, agent, hooks: RunHooks, signals, clock: RunClock, started_at: dict) -> None:
     """Periodic and on-signal checkpoints for resumable agents."""
     cfg = this.cfg
-    if not (cfg.checkpoint.enabled and getattr(agent, "resumable", False)):
-        return
     if not signals.install():  # off the main thread (some launchers): periodic checkpoints only
         log.info("%s: no signal handlers off the main thread; checkpoints every %d steps only", this.title, cfg.checkpoint.every_steps)
     hooks.checkpointer = checkpoint.Checkpointer(
@@ -211,8 +239,6 @@ def _install_checkpointer(this: Run, agent, hooks: RunHooks, signals, clock: Run
 
 def _resume(this: Run, agent, hooks: RunHooks, clock: RunClock) -> dict[str, Any] | None:
     """Restore the agent, the curve so far, the clock and the global RNGs from the run's checkpoint, if any."""
-    if not (this.cfg.checkpoint.enabled and getattr(agent, "resumable", False)):
-        return None
     saved = checkpoint.load_checkpoint(this.dir / checkpoint.CHECKPOINT_FILE, this.run_id)
     if saved is None:
         return None
@@ -273,6 +299,6 @@ def _report(this: Run, record: results.RunResult, tracker, path: Path) -> None:
     provenance = record.provenance
     tracker.summary({**{k: v for k, v in record.metrics.items() if v is not None}, "run_id": this.run_id,
                      "provenance/env_steps_per_second": provenance["env_steps_per_second"],
-                     **{f"provenance/{k}": v for k, v in provenance.items() if k.startswith("llm_")}})
+                     **{f"provenance/{k}": v for k, v in provenance.items() if k.startswith(("llm_", "reward_"))}})
     tracker.finish()
     log.info("done %s (%.1fs, %.0f steps/s) -> %s", this.title, provenance["wall_seconds"], provenance["env_steps_per_second"], path)

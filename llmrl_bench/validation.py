@@ -28,15 +28,17 @@ def check_config(cfg: DictConfig) -> None:
     if cfg.checkpoint.every_steps <= 0:
         raise ConfigError(f"checkpoint.every_steps={cfg.checkpoint.every_steps} must be a positive integer")
     check_results_dir(cfg.results_dir)
-    for group in ("agent", "env", "repr"):
-        check_component(group, cfg[group])
+    for group in ("agent", "env", "repr", "reward"):
+        if cfg.get(group) is not None or group != "reward":
+            check_component(group, cfg[group])
     agent_class = get_class(cfg.agent._target_)
     repr_class = get_class(cfg.repr._target_)
     repr_name = cfg.repr.get("name") or repr_class.name
     allowed = tuple(agent_class.supported_reprs)
     if repr_name not in allowed:
         raise ConfigError(f"repr={repr_name} is not supported by agent={agent_class.name}; allowed: {', '.join(allowed)}")
-    for component in (get_class(cfg.env._target_), agent_class, repr_class):  # component-specific checks
+    reward_class = get_class(cfg.reward._target_) if cfg.get("reward") is not None else None
+    for component in (get_class(cfg.env._target_), agent_class, repr_class, reward_class):  # component-specific checks
         validate = getattr(component, "check_config", None)
         if validate is not None:
             validate(cfg)

@@ -29,9 +29,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
-from paper import checks, documents, figures, reproductions, sweeps, tables
-from paper.select import Cell, comparison_tasks, select_cells
+from paper import checks, documents, equal_budget, figures, reproductions, sweeps, tables
+from llmrl_bench import plots
+from paper.select import DIRECT_REWARD, Cell, comparison_tasks, select_cells, training_reward
 from paper.settings import N_RESAMPLES, RANDOM_STATE
+
+#: The env whose agents the equal-budget table and figure compare under the evaluation protocol.
+PROTOCOL_ENV = "maze"
 
 
 @dataclass
@@ -68,18 +72,30 @@ def _tables(report: BuildReport, usable, aggregates, matrices, n_resamples: int)
         "runtime": tables.runtime_table(report.cells),
         "protocol": tables.protocol_table(report.cells),
     }
+    direct = [run for run in usable if training_reward(run) == DIRECT_REWARD]
     for table in published.tables:
-        rows = reproductions.reproduce(usable, table, n_resamples, RANDOM_STATE)
+        rows = reproductions.reproduce(direct, table, n_resamples, RANDOM_STATE)
         out[table.name] = tables.reproduction_table(table, rows, published.source)
-    levels = sweeps.levels_table(usable, n_resamples)
-    if levels is not None:
-        out[levels.name] = levels
+    if len(direct) < len(usable):
+        out["rewards"] = tables.rewards_table(usable, n_resamples)
+    for table in (sweeps.levels_table(usable, n_resamples),
+                  equal_budget.equal_budget_table(report.cells, PROTOCOL_ENV, n_resamples)):
+        if table is not None:
+            out[table.name] = table
     return out
 
 
-def _sweep_figures(usable, n_resamples: int) -> list[figures.PaperFigure]:
-    """The figures of single experiments whose runs are in the results (:mod:`paper.sweeps`)."""
+def _sweep_figures(usable, cells: Sequence[Cell], n_resamples: int) -> list[figures.PaperFigure]:
+    """The figures of single experiments and of the evaluation protocol, where their runs are in the results."""
     out = []
+    colors = plots.algorithm_colors(cell.algorithm for cell in cells)  # as in every other figure
+    budgets = equal_budget.equal_budget_figure(cells, PROTOCOL_ENV, colors, n_resamples)
+    if budgets is not None:
+        out.append(figures.PaperFigure(
+            f"equal_budget_{PROTOCOL_ENV}", budgets,
+            f"Every agent on {PROTOCOL_ENV} under one evaluation protocol: normalized training-split return (return / "
+            "exact optimum) against env steps on a log axis, greedy (solid) and sampled (dashed) modes, IQM over "
+            "seeds with 95% bootstrap CIs; dotted lines mark the budgets the agents are compared at."))
     levels = sweeps.levels_figure(usable, n_resamples)
     if levels is not None:
         out.append(figures.PaperFigure(
@@ -106,7 +122,7 @@ def build(results_dir: str | Path = "results/reference", out_dir: str | Path = "
     for problem in audit.problems:
         log(f"left out: {problem.line()}")
     usable = audit.usable()
-    selection = select_cells(usable)
+    selection = select_cells([run for run in usable if training_reward(run) == DIRECT_REWARD])  # indirect: rewards table
     for note in selection.notes:
         log(f"left out: {note}")
     tasks, algorithms = comparison_tasks(selection.cells)
@@ -119,14 +135,14 @@ def build(results_dir: str | Path = "results/reference", out_dir: str | Path = "
     _clear(figures_dir, figures.FIGURE_FORMATS)
     _clear(tables_dir, ("md", "tex"))
     paper_figures, aggregates, matrices = figures.all_figures(selection.cells, tasks, algorithms, n_resamples)
-    paper_figures += _sweep_figures(usable, n_resamples)
+    paper_figures += _sweep_figures(usable, selection.cells, n_resamples)
     for figure in paper_figures:
         report.files.extend(figure.save(figures_dir))
     paper_tables = _tables(report, usable, aggregates, matrices, n_resamples)
     for table in paper_tables.values():
         report.files.extend(table.write(tables_dir))
     for path, text in ((out_dir / "README.md", documents.readme(report, paper_tables, paper_figures)),
-                       (out_dir / "main.tex", documents.main_tex(report, paper_figures))):
+                       (out_dir / "main.tex", documents.main_tex(report, paper_tables, paper_figures))):
         path.write_text(text)
         report.files.append(path)
     report.seconds = time.perf_counter() - start

@@ -98,6 +98,14 @@ def _chosen_configuration(configurations: dict[str, list[RunResult]]) -> str:
     return max(configurations, key=preference)
 
 
+DIRECT_REWARD = "direct"
+
+
+def training_reward(result: RunResult) -> str:
+    """The run's training reward (``reward.name``): ``direct`` (the env's own, also for runs made before ``reward=``) or an indirect one."""
+    return (result.config.get("reward") or {}).get("name", DIRECT_REWARD)
+
+
 def select_cells(results: Sequence[RunResult]) -> Selection:
     """One configuration per agent × representation × env: the one with the most seeds.
 

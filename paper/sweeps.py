@@ -16,7 +16,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from llmrl_bench import stats
-from llmrl_bench.envs.base import TRAIN
+from llmrl_bench.results import TRAIN_SPLIT as TRAIN
 from llmrl_bench.results import RunResult
 from paper.formatting import Table, fmt_estimate, fmt_seeds
 from paper.settings import CONFIDENCE, RANDOM_STATE

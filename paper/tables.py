@@ -193,3 +193,44 @@ def reproduction_table(table: reproductions.PublishedTable, rows: Sequence[repro
                "exactly the hyperparameters of RL Zoo's hyperparams/<algo>.yml (quoted in conf/hparams/); \"tuned "
                "here\" rows the suite's changes to them, named." + (f" {table.note}" if table.note else ""))
     return Table(table.name, caption, header, tuple(out), "lllrrr" + "r" * 4 + "ll")
+
+
+#: Agreement of the learned reward with the truth, from each run's provenance (docs/rewards.md), over its last 20% of training.
+REWARD_AGREEMENT = (("reward_pearson_env_final", "Pearson with env reward"), ("reward_progress_auc_final", "progress AUC"))
+
+
+def _iqm_text(values: Sequence[float | None], n_resamples: int) -> str:
+    """IQM [CI] of the defined values, with how many runs left it undefined."""
+    defined = np.array([v for v in values if v is not None and np.isfinite(v)], float)
+    if not defined.size:
+        return "–"
+    text = fmt_estimate(stats.iqm_across_seeds(defined, CONFIDENCE, n_resamples, RANDOM_STATE))
+    return text if len(defined) == len(values) else f"{text} ({len(values) - len(defined)} undefined)"
+
+
+def rewards_table(runs: Sequence[RunResult], n_resamples: int) -> Table:
+    """Direct against indirect training reward, per env × agent × repr × reward × budget: the final env return
+    (training and held-out layouts) and the learned reward's agreement with the truth."""
+    from paper.select import training_reward  # one definition of a run's reward
+
+    groups: dict[tuple, list[RunResult]] = {}
+    for run in runs:
+        groups.setdefault((run.env, run.agent, run.repr, run.config.get("budget", {}).get("env_steps"), training_reward(run)), []).append(run)
+    compared = {key[:4] for key in groups if key[4] != "direct"}  # only settings that ran an indirect reward
+    rows = []
+    for key in sorted(k for k in groups if k[:4] in compared):
+        cell = sorted(groups[key], key=lambda run: run.seed)
+        final = [run.curve[-1] for run in cell]
+        rows.append((key[0], key[1], key[2], key[4], fmt_seeds([run.seed for run in cell]), str(key[3]),
+                     _iqm_text([point["train_return"] for point in final], n_resamples),
+                     _iqm_text([point["held_out_return"] for point in final], n_resamples),
+                     *(("–" if key[4] == "direct" else _iqm_text([run.provenance.get(name) for run in cell], n_resamples))
+                       for name, _ in REWARD_AGREEMENT)))
+    header = ("env", "agent", "repr", "reward", "seeds", "env steps", "final train return ↑", "final held-out return ↑",
+              *(title for _, title in REWARD_AGREEMENT))
+    caption = (f"Training reward: the env's own (direct) against indirect rewards (docs/rewards.md), at equal env steps. "
+               f"Returns are the env's own reward at the last evaluation, IQM over seeds [{CI}]. Agreement of the learned "
+               "reward over the last 20% of training steps: Pearson correlation per step with the env's reward, and the "
+               "AUC of the learned reward as a detector of steps that cut the exact shortest-path distance to the goal "
+               "(0.5 is chance).")
+    return Table("rewards", caption, header, tuple(rows), "llll" + "r" * 6)

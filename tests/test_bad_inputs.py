@@ -28,6 +28,9 @@ BAD_INPUTS = [
     (["agent=dqn,ppo"], "2 jobs", "-m"),
     (["agent._target_=os.system"], "os.system", "llmrl_bench.agents.ppo.PPO"),
     (["logger.kind=nope"], "nope", None),
+    (["reward=nope"], "reward 'nope'", "learned_irl"),
+    (["reward=learned_irl", "agent=dqn"], "reward=learned_irl supports agent=ppo, llm_pg; got agent=dqn", None),
+    (["reward=learned_irl", "reward.mode=bogus"], "bogus", "replace"),
 ]
 
 

@@ -36,9 +36,10 @@ FIGURES = (
     "probability_of_improvement",
     "generalization",
     "return_vs_llm_compute",
+    "equal_budget_maze",  # the maze runs made here record the protocol's modes and ceilings
 )
 TABLES = ("metrics", "reliability", "aggregates", "runtime", "protocol", "reproduce_rlzoo_cartpole",
-          "reproduce_rlzoo_minigrid")
+          "reproduce_rlzoo_minigrid", "equal_budget_maze")
 BROKEN = Path("runs") / "broken" / "result.json"
 
 
@@ -336,3 +337,30 @@ def test_maze_levels_normalizes_by_the_recorded_ceilings_and_puts_inf_last():
     assert "| inf |" in table.splitlines()[-1]
     assert sweeps.levels_figure(runs, n_resamples=50) is not None
     assert sweeps.levels_figure(runs[-1:], n_resamples=50) is None
+
+
+def test_equal_budget_reads_each_mode_at_the_last_evaluation_within_the_budget():
+    from paper import equal_budget
+
+    def protocol_run(agent, seed, steps, greedy, sampled):
+        run = record(agent=agent, env="maze", seed=seed, env_steps=steps[-1])
+        run.curve = [{"step": s, "train_return": g, "held_out_return": 0.0, "held_out": {},
+                      "modes": {"greedy": {"train": g}, "sampled": {"train": x}}} for s, g, x in zip(steps, greedy, sampled)]
+        run.env_info = {"optimal_return": {"train": 0.5}}
+        return run
+
+    short = [protocol_run("llm_pg", s, [0, 16, 32], [0.0, 0.1, 0.2], [0.0, 0.2, 0.3]) for s in range(3)]
+    long = [protocol_run("ppo", s, [0, 20, 300], [0.0, 0.25, 0.5], [0.0, 0.1, 0.4]) for s in range(3)]
+    assert equal_budget.value_at(long[0], "greedy", 32) == 0.5  # step 20's 0.25 over the ceiling 0.5
+    assert equal_budget.value_at(long[0], "sampled", 300) == pytest.approx(0.8)
+    assert np.isnan(equal_budget.value_at(short[0], "greedy", 300))  # never trained that long
+    old = record(agent="dqn", env="maze")  # recorded before the protocol: no modes
+    cells = [select.Cell("llm_pg", "vector", "maze", tuple(short)), select.Cell("ppo", "vector", "maze", tuple(long)),
+             select.Cell("dqn", "vector", "maze", (old,))]
+    table = equal_budget.equal_budget_table(cells, "maze", n_resamples=20).markdown()
+    assert "| llm_pg | vector | 3 | 32 | 0.400 [0.400, 0.400] | 0.600 [0.600, 0.600] | – | – |" in table
+    assert "| ppo | vector | 3 | 300 | 0.500 [0.500, 0.500] | 0.200 [0.200, 0.200] | 1.000" in table
+    assert "dqn" not in table.split("\n\n")[1] and "1 cell(s) of maze were recorded before the protocol" in table
+    colors = {cell.algorithm: "C0" for cell in cells}
+    assert equal_budget.equal_budget_figure(cells, "maze", colors, n_resamples=20) is not None
+    assert equal_budget.equal_budget_table(cells[2:], "maze", n_resamples=20) is None

@@ -148,3 +148,22 @@ def test_late_added_options_keep_earlier_run_ids_at_their_neutral_value(make_con
     assert run_id(without) == default_id
     assert identity("agent.n_step=3")[1] != default_id
     assert identity("agent.dueling=true")[1] != default_id
+
+
+def test_an_infinite_setting_is_stored_as_text_and_keeps_its_run_id():
+    from omegaconf import OmegaConf
+
+    from llmrl_bench.runner import experiment_config
+
+    cfg = OmegaConf.create({"agent": {}, "env": {"num_train_layouts": float("inf"), "sizes": [7, float("-inf")]},
+                            "repr": {}, "budget": {}, "seed": 0})
+    config = experiment_config(cfg)
+    assert config["env"] == {"num_train_layouts": "inf", "sizes": [7, "-inf"]}
+    stored = json.loads(json.dumps(config))  # what result.json holds
+    assert results.run_id(stored) == results.run_id(config)
+
+
+def test_result_files_name_the_training_split_as_the_suites_do():
+    from llmrl_bench.envs.base import TRAIN
+
+    assert results.TRAIN_SPLIT == TRAIN

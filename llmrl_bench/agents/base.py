@@ -75,6 +75,19 @@ class Agent(Protocol):
         """Restore what ``save`` wrote."""
 
 
+# An agent should also define ``action_probabilities(observations) -> (batch, num_actions)``:
+# the distribution its non-greedy policy draws from, with no side effect. The evaluation
+# protocol plays its argmax and samples of it (``llmrl_bench.evaluation``); without it a run
+# records only the ``act(greedy=True)`` curve.
+
+
+def epsilon_greedy_probabilities(greedy_actions: np.ndarray, num_actions: int, epsilon: float) -> np.ndarray:
+    """``(batch, num_actions)``: ``1 - epsilon`` on each greedy action plus ``epsilon`` spread uniformly."""
+    probabilities = np.full((len(greedy_actions), num_actions), epsilon / num_actions)
+    probabilities[np.arange(len(greedy_actions)), greedy_actions] += 1.0 - epsilon
+    return probabilities
+
+
 # An agent may also set ``resumable = True``: its ``state_dict()`` then holds everything
 # ``learn`` needs to continue (loop state and training envs included), ``load_state_dict``
 # restores it, and ``learn`` continues from there, calling ``hooks.checkpoint_point``.

@@ -114,11 +114,19 @@ class PPO:
         normalized = (obs - self.obs_rms.mean) / np.sqrt(self.obs_rms.var + 1e-8)
         return np.clip(normalized, -10.0, 10.0).astype(np.float32)
 
+    def _logits(self, observations: np.ndarray) -> torch.Tensor:
+        obs = self._normalize(np.asarray(observations, np.float32).reshape(-1, self.obs_dim))
+        return self.actor(obs_batch(obs, self.obs_dim))
+
+    @torch.inference_mode()
+    def action_probabilities(self, observations: np.ndarray) -> np.ndarray:
+        """``(batch, num_actions)`` softmax of the policy logits (what ``act(greedy=False)`` samples)."""
+        return self._logits(observations).softmax(-1).double().numpy()
+
     @torch.inference_mode()
     def act(self, observations: np.ndarray, greedy: bool = True) -> np.ndarray:
         """Argmax of the policy logits (greedy, no RNG) or a sample with the agent's generator."""
-        obs = self._normalize(np.asarray(observations, np.float32).reshape(-1, self.obs_dim))
-        logits = self.actor(obs_batch(obs, self.obs_dim))
+        logits = self._logits(observations)
         if greedy:
             return logits.argmax(-1).numpy().astype(np.int64)
         return sample_categorical(logits.log_softmax(-1), self.torch_rng).numpy().astype(np.int64)

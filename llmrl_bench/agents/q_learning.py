@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from llmrl_bench.registry import register
-from llmrl_bench.agents.base import EnvFactory, TrainingHooks
+from llmrl_bench.agents.base import EnvFactory, TrainingHooks, epsilon_greedy_probabilities
 from llmrl_bench.agents.networks import flat_obs_dim, linear_schedule, num_actions
 
 LOG_EVERY_STEPS = 1000
@@ -106,11 +106,18 @@ class QLearning:
         return values
 
     # ------------------------------------------------------------------ acting
-    def act(self, observations: np.ndarray, greedy: bool = True) -> np.ndarray:
-        """Greedy actions (unseen states: action 0; no RNG), or epsilon-greedy at the final epsilon."""
+    def _greedy_actions(self, observations: np.ndarray) -> np.ndarray:
         observations = np.asarray(observations).reshape(-1, self.obs_dim)
         unseen = np.zeros(self.n_actions)  # argmax 0, as for any all-equal values
-        actions = np.array([int(np.argmax(self.table.get(self.state_key(o), unseen))) for o in observations])
+        return np.array([int(np.argmax(self.table.get(self.state_key(o), unseen))) for o in observations], np.int64)
+
+    def action_probabilities(self, observations: np.ndarray) -> np.ndarray:
+        """``(batch, num_actions)``: the epsilon-greedy policy at the final epsilon (what ``act(greedy=False)`` draws)."""
+        return epsilon_greedy_probabilities(self._greedy_actions(observations), self.n_actions, self.config.exploration_final_eps)
+
+    def act(self, observations: np.ndarray, greedy: bool = True) -> np.ndarray:
+        """Greedy actions (unseen states: action 0; no RNG), or epsilon-greedy at the final epsilon."""
+        actions = self._greedy_actions(observations)
         if not greedy:
             explore = self.rng.random(len(actions)) < self.config.exploration_final_eps
             actions[explore] = self.rng.integers(self.n_actions, size=int(explore.sum()))

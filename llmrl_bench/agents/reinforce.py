@@ -83,6 +83,11 @@ class Reinforce:
 
     # ------------------------------------------------------------------ acting
     @torch.inference_mode()
+    def action_probabilities(self, observations: np.ndarray) -> np.ndarray:
+        """``(batch, num_actions)`` softmax of the policy logits (what ``act(greedy=False)`` samples)."""
+        return self.actor(obs_batch(observations, self.obs_dim)).softmax(-1).double().numpy()
+
+    @torch.inference_mode()
     def act(self, observations: np.ndarray, greedy: bool = True) -> np.ndarray:
         """Argmax of the policy logits (greedy, no RNG) or a sample with the agent's generator."""
         logits = self.actor(obs_batch(observations, self.obs_dim))

@@ -633,6 +633,15 @@ class MazeSuite(EnvSuite):
         """Exact: the return of a shortest path in the layout of ``reset(seed=seed)`` (a turn counts as a step)."""
         return layout_optimal_return(self.layout_at_reset(context, seed), self.actions, self.reward, self.max_steps_factor)
 
+    def expert_demonstrations(self) -> list[tuple[int, list[int]]]:
+        """``(layout_index, actions)`` of a shortest path on every training layout (never a held-out one).
+
+        Raises ``ValueError`` with ``num_train_layouts=inf`` (no fixed training layouts).
+        """
+        if self._fresh(TRAIN):
+            raise ValueError("num_train_layouts=inf has no fixed training layouts to demonstrate")
+        return [(index, shortest_solution(layout, self.actions)) for index, layout in enumerate(self.layouts(TRAIN))]
+
     def optimal_returns(self, context: str = TRAIN) -> np.ndarray | None:
         """Exact optimal return of each layout of ``context`` in layout-index order; ``None`` for fresh layouts."""
         if self._fresh(context):

@@ -167,3 +167,28 @@ def optimal_q_values(
         values = updated
         if change <= tolerance:
             return {state: values[i] for i, state in enumerate(states)}
+
+
+def distances_to_goal(task: GridTask, actions: str = "navigation") -> dict[State, int]:
+    """Fewest actions from each state ``(x, y, heading)`` on an open cell to the goal (0 on the goal cell).
+
+    Breadth-first search backwards from the goal's states over the env's moves; states that
+    cannot reach the goal are left out.
+    """
+    walls, goal = task.wall_grid, tuple(task.goal)
+    states = [(int(x), int(y), heading) for y, x in zip(*np.nonzero(~walls)) for heading in range(4)]
+    predecessors: dict[State, list[State]] = {state: [] for state in states}
+    for state in states:
+        if state[:2] == goal:
+            continue  # terminal
+        for action in range(NUM_ACTIONS[actions]):
+            predecessors[step_state(walls, state, action, actions)].append(state)
+    distances = {state: 0 for state in states if state[:2] == goal}
+    frontier = deque(distances)
+    while frontier:
+        state = frontier.popleft()
+        for previous in predecessors[state]:
+            if previous not in distances:
+                distances[previous] = distances[state] + 1
+                frontier.append(previous)
+    return distances

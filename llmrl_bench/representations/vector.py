@@ -55,7 +55,7 @@ class MiniGridVector(gym.ObservationWrapper, gym.utils.RecordConstructorArgs):
         return vector
 
 
-class _MiniGridBatchVectorizer:
+class MiniGridBatchVectorizer:
     """Batched MiniGrid dict observations -> ``(num_envs, 153)`` float32; positions via ``get_attr``."""
 
     def __init__(self, envs: gym.vector.VectorEnv):
@@ -92,7 +92,7 @@ class VectorRepresentation(Representation):
             return envs
         if suite.family == "minigrid":
             space = minigrid_vector_space(envs.single_observation_space["image"].shape)
-            return TransformObservation(envs, _MiniGridBatchVectorizer(envs), single_observation_space=space)
+            return TransformObservation(envs, MiniGridBatchVectorizer(envs), single_observation_space=space)
         raise ValueError(f"vector representation: unknown env family {suite.family!r}")
 
 

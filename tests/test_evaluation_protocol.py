@@ -1,0 +1,84 @@
+"""The evaluation protocol's two modes: the argmax and samples of every agent's action distribution."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hydra.utils import instantiate
+
+from conftest import build_agent
+from llmrl_bench.agents.base import epsilon_greedy_probabilities
+from llmrl_bench.envs.base import TRAIN
+from llmrl_bench.evaluation import EVAL_MODES, has_action_distribution
+from llmrl_bench.run_envs import RunEnvs
+
+
+@pytest.fixture
+def maze_envs(make_config):
+    cfg = make_config("env=maze", "env.num_train_layouts=4")
+    return RunEnvs(instantiate(cfg.env), instantiate(cfg.repr))
+
+
+class FixedDistribution:
+    """An agent whose every action distribution is ``probabilities``."""
+
+    def __init__(self, probabilities):
+        self.probabilities = np.asarray(probabilities, np.float64)
+
+    def action_probabilities(self, observations):
+        return np.tile(self.probabilities, (len(observations), 1))
+
+    def act(self, observations, greedy=True):
+        return np.full(len(observations), int(self.probabilities.argmax()))
+
+
+@pytest.mark.parametrize("agent_name", ["ppo", "reinforce", "q_learning"])
+def test_greedy_mode_is_the_agents_argmax_and_sampling_leaves_training_rngs_alone(maze_envs, agent_name):
+    agent = build_agent(agent_name, maze_envs, seed=3)
+    assert has_action_distribution(agent)
+    observations = np.stack([maze_envs.make().reset(seed=s)[0] for s in range(6)])
+    probabilities = agent.action_probabilities(observations)
+    assert probabilities.shape == (6, maze_envs.action_space.n) and np.allclose(probabilities.sum(-1), 1.0)
+    assert (probabilities.argmax(-1) == agent.act(observations, greedy=True)).all()
+
+    evaluator = maze_envs.evaluator(TRAIN, 4)
+    before = agent.state_dict() if hasattr(agent, "state_dict") else None
+    assert (evaluator.evaluate_mode(agent, "greedy") == evaluator.evaluate(agent)).all()
+    sampled = evaluator.evaluate_mode(agent, "sampled")
+    assert (evaluator.evaluate_mode(agent, "sampled") == sampled).all()  # the same draws at every evaluation
+    if before is not None:
+        after = agent.state_dict()
+        for key in ("rng", "torch_rng"):
+            if key in before:
+                assert str(before[key]) == str(after[key]), key
+
+
+def test_sampled_mode_draws_from_the_distribution_per_episode(maze_envs):
+    evaluator = maze_envs.evaluator(TRAIN, 8)
+    forward_only = evaluator.evaluate_mode(FixedDistribution([0.0, 0.0, 1.0]), "sampled")
+    turning_only = evaluator.evaluate_mode(FixedDistribution([0.5, 0.5, 0.0]), "sampled")
+    assert (turning_only == 0).all()  # never moves, never reaches the goal
+    mixed = evaluator.evaluate_mode(FixedDistribution([0.2, 0.2, 0.6]), "sampled")
+    assert mixed.shape == forward_only.shape == (8,)
+    with pytest.raises(ValueError, match="'argmax' is not one of"):
+        evaluator.evaluate_mode(FixedDistribution([1.0, 0.0, 0.0]), "argmax")
+
+
+def test_epsilon_greedy_probabilities():
+    probabilities = epsilon_greedy_probabilities(np.array([2, 0]), 4, 0.2)
+    assert probabilities == pytest.approx(np.array([[0.05, 0.05, 0.85, 0.05], [0.85, 0.05, 0.05, 0.05]]))
+
+
+def test_a_run_records_both_modes_at_every_evaluation(make_config, tmp_path):
+    from llmrl_bench.results import load_results
+    from llmrl_bench.runner import run
+
+    cfg = make_config("agent=ppo", "env=maze", "budget.env_steps=2048", "budget.num_evals=2", "budget.eval_episodes=4",
+                      "budget.held_out_episodes=2", "logger=none", "progress=false", f"results_dir={tmp_path}")
+    run(cfg)
+    (result,) = load_results(tmp_path)[0]
+    for point in result.curve:
+        assert set(point["modes"]) == set(EVAL_MODES)
+        for splits in point["modes"].values():
+            assert set(splits) == {TRAIN, *result.env_info["held_out_contexts"]}
+        assert point["modes"]["greedy"][TRAIN] == point["train_return"]  # PPO's evaluation policy is its argmax
