@@ -452,7 +452,8 @@ def test_dueling_network_shapes_and_aggregation():
         DuelingQNetwork(5, [], 3)
 
 
-@pytest.mark.parametrize("options", [{"n_step": 3}, {"dueling": True}, {"double_q": True, "n_step": 2, "dueling": True}])
+@pytest.mark.parametrize("options", [{"n_step": 3}, {"dueling": True}, {"double_q": True, "n_step": 2, "dueling": True},
+                                     {"double_q": True, "novelty_bonus": 0.01, "advantage_learning": 0.9, "scale_obs": True}])
 def test_dqn_options_are_deterministic_and_resume_identically(options):
     runs = []
     for _ in range(2):

@@ -4,7 +4,9 @@ One env, one loop: act epsilon-greedily, store the transition in a preallocated 
 replay buffer, copy the target network every ``target_update_interval`` env steps and,
 every ``train_freq`` env steps, take ``gradient_steps`` TD steps (SB3's semantics).
 Options, all off by default: Double DQN targets (``double_q``), n-step returns (``n_step``,
-computed when sampling from the one-step buffer) and a dueling Q-network (``dueling``).
+computed when sampling from the one-step buffer), a dueling Q-network (``dueling``), an
+episodic novelty bonus for exploration (``novelty_bonus``), advantage-learning targets
+(``advantage_learning``) and a fixed observation scaling (``scale_obs``).
 
 Resumable: the loop keeps its state (env, current observation, episode counters) in
 attributes, so every env step is a checkpoint point and ``state_dict`` captures it all.
@@ -43,7 +45,8 @@ from llmrl_bench.agents.networks import (
 class DQNConfig:
     """DQN hyperparameters; defaults are RL Zoo's tuned CartPole-v1 values (SB3 names)."""
 
-    IDENTITY_NEUTRAL: ClassVar[dict] = {"n_step": 1, "dueling": False}
+    IDENTITY_NEUTRAL: ClassVar[dict] = {"n_step": 1, "dueling": False, "novelty_bonus": 0.0, "novelty_anneal": False,
+                                        "scale_obs": False, "advantage_learning": 0.0}
     """Options added after results were recorded: at these values they stay out of the run_id."""
 
     _target_: str = "llmrl_bench.agents.dqn.DQN"
@@ -81,6 +84,17 @@ class DQNConfig:
     """n-step returns (Sutton 1988; Hessel et al. 2018): sum n rewards before bootstrapping (1: one-step DQN)."""
     dueling: bool = False
     """Dueling Q-network (Wang et al. 2016): shared trunk, value and advantage heads."""
+    novelty_bonus: float = 0.0
+    """Training-only reward added when the new observation is new in its episode (episodic count-based bonus:
+    Strehl & Littman 2008; RIDE, Raileanu & Rocktäschel 2020; NGU, Badia et al. 2020); 0: off."""
+    novelty_anneal: bool = False
+    """Decay the bonus linearly to 0 with epsilon; replayed transitions get the current bonus, so the final
+    values are of the env's reward alone (as NGU's exploitative member, beta = 0, Badia et al. 2020)."""
+    advantage_learning: float = 0.0
+    """Advantage learning (Baird 1999; Bellemare et al. 2016, "Increasing the action gap"): targets lose
+    ``alpha * (max_b Q_target(s, b) - Q_target(s, a))``, widening the gaps between actions; 0: off."""
+    scale_obs: bool = False
+    """Divide each observation feature by the observation space's ``high`` (a fixed scaling to [0, 1])."""
     loss: str = "huber"
     """TD loss: ``huber`` (smooth L1, SB3) or ``mse``."""
     net_arch: list[int] = field(default_factory=lambda: [256, 256])
@@ -127,6 +141,7 @@ class DQN:
         cfg = self.config
         self.seed = seed
         self.obs_dim = flat_obs_dim(observation_space)
+        self.obs_scale = self._obs_scale(observation_space) if cfg.scale_obs else None
         self.n_actions = num_actions(action_space)
         network = DuelingQNetwork if cfg.dueling else mlp
         with seeded_torch(seed):
@@ -142,7 +157,8 @@ class DQN:
         self.buffer_obs = np.zeros((cfg.buffer_size, self.obs_dim), np.float32)
         self.buffer_next_obs = np.zeros((cfg.buffer_size, self.obs_dim), np.float32)
         self.buffer_actions = np.zeros(cfg.buffer_size, np.int64)
-        self.buffer_rewards = np.zeros(cfg.buffer_size, np.float32)
+        self.buffer_rewards = np.zeros(cfg.buffer_size, np.float32)  # the env's reward
+        self.buffer_novel = np.zeros(cfg.buffer_size, np.float32)  # 1 on a first visit in the episode (novelty_bonus)
         self.buffer_terminated = np.zeros(cfg.buffer_size, np.float32)
         self.buffer_dones = np.zeros(cfg.buffer_size, bool)  # terminated or truncated: n-step sums stop there
         self.buffer_pos = 0
@@ -152,12 +168,42 @@ class DQN:
         self.env: gym.Env | None = None
         self.obs: np.ndarray | None = None
         self.episodic_return, self.episodic_length = 0.0, 0
+        self.seen: set[bytes] = set()  # observations of the current episode, for ``novelty_bonus``
+
+    @staticmethod
+    def _obs_scale(observation_space: gym.spaces.Box) -> np.ndarray:
+        """``1 / high`` per feature (1 where ``high`` is 0); ``scale_obs`` needs a finite, non-negative ``high``."""
+        high = np.asarray(observation_space.high, np.float64).reshape(-1)
+        if not np.all(np.isfinite(high)) or np.any(high < 0):
+            raise ValueError("scale_obs needs an observation space with finite, non-negative high bounds")
+        return (1.0 / np.where(high > 0, high, 1.0)).astype(np.float32)
+
+    def _features(self, observation: np.ndarray) -> np.ndarray:
+        """One observation as the network's float32 ``(obs_dim,)`` input (scaled when ``scale_obs``)."""
+        features = np.asarray(observation, np.float32).reshape(self.obs_dim)
+        return features if self.obs_scale is None else features * self.obs_scale
+
+    def _is_novel(self, next_features: np.ndarray) -> bool:
+        """Whether ``next_features`` is new in the current episode (then it is remembered)."""
+        key = next_features.tobytes()
+        if key in self.seen:
+            return False
+        self.seen.add(key)
+        return True
+
+    def _bonus(self, progress: float) -> float:
+        """The novelty bonus at ``progress`` (share of the budget done) for every replayed first visit."""
+        cfg = self.config
+        if not cfg.novelty_anneal:
+            return cfg.novelty_bonus
+        return linear_schedule(cfg.novelty_bonus, 0.0, cfg.exploration_fraction, progress)
 
     # ------------------------------------------------------------------ acting
     @torch.inference_mode()
     def act(self, observations: np.ndarray, greedy: bool = True) -> np.ndarray:
         """Argmax of the Q-values (greedy, no RNG), or epsilon-greedy at the final epsilon."""
-        q_values = self.q_network(obs_batch(observations, self.obs_dim))
+        batch = np.asarray(observations, np.float32).reshape(-1, self.obs_dim)
+        q_values = self.q_network(obs_batch(batch if self.obs_scale is None else batch * self.obs_scale, self.obs_dim))
         actions = q_values.argmax(-1).numpy().astype(np.int64)
         if not greedy:
             explore = self.rng.random(len(actions)) < self.config.exploration_final_eps
@@ -175,8 +221,9 @@ class DQN:
             if self.env is None:
                 self.env = envs.make()
                 obs, _ = self.env.reset(seed=self.seed)
-                self.obs = np.array(obs, np.float32).reshape(self.obs_dim)
+                self.obs = self._features(obs).copy()
                 self.episodic_return, self.episodic_length = 0.0, 0
+                self.seen = {self.obs.tobytes()}
             env, obs = self.env, self.obs
             obs_row = torch.from_numpy(obs).view(1, -1)  # acting reads obs through this view, no allocation
             start_time, start_step = time.perf_counter(), self.global_step
@@ -191,11 +238,13 @@ class DQN:
                         action = int(self.q_network(obs_row).argmax())
 
                 next_obs, reward, terminated, truncated, _ = env.step(action)
+                next_features = self._features(next_obs)
                 pos = self.buffer_pos
                 self.buffer_obs[pos] = obs
-                self.buffer_next_obs[pos] = np.asarray(next_obs, np.float32).reshape(self.obs_dim)
+                self.buffer_next_obs[pos] = next_features
                 self.buffer_actions[pos] = action
                 self.buffer_rewards[pos] = reward
+                self.buffer_novel[pos] = cfg.novelty_bonus > 0 and self._is_novel(next_features)
                 self.buffer_terminated[pos] = terminated
                 self.buffer_dones[pos] = terminated or truncated
                 self.buffer_pos = (pos + 1) % cfg.buffer_size
@@ -207,8 +256,9 @@ class DQN:
                 if terminated or truncated:
                     hooks.on_episode(self.global_step, self.episodic_return, self.episodic_length)
                     self.episodic_return, self.episodic_length = 0.0, 0
-                    next_obs, _ = env.reset()
-                obs[:] = np.asarray(next_obs, np.float32).reshape(self.obs_dim)
+                    next_features = self._features(env.reset()[0])
+                    self.seen = {next_features.tobytes()}
+                obs[:] = next_features
 
                 if self.global_step % cfg.target_update_interval == 0:
                     if cfg.tau == 1.0:
@@ -220,7 +270,7 @@ class DQN:
                     if cfg.anneal_lr:
                         progress = self.global_step / total_steps
                         self.optimizer.param_groups[0]["lr"] = cfg.learning_rate * (1.0 - progress)
-                    td_loss, q_mean = self._train_phase()
+                    td_loss, q_mean = self._train_phase(self._bonus(self.global_step / total_steps))
                     hooks.log(
                         self.global_step,
                         {
@@ -235,16 +285,18 @@ class DQN:
             env.close()
             self.env, self.obs = None, None
 
-    def _train_phase(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """``gradient_steps`` TD steps on uniform replay samples; returns the last loss and mean Q."""
+    def _train_phase(self, bonus: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+        """``gradient_steps`` TD steps on uniform replay samples, first visits rewarded ``bonus`` more;
+        returns the last loss and mean Q."""
         cfg = self.config
         buffer_count = cfg.buffer_size if self.buffer_full else self.buffer_pos
         index = self.rng.integers(0, buffer_count, size=(cfg.gradient_steps, cfg.batch_size))
         # Each sample's next n_step transitions, cut at the buffer's write head (newer ones are not stored yet).
         window = (index[..., None] + np.arange(cfg.n_step)) % cfg.buffer_size
         stored_ahead = (self.buffer_pos - index - 1) % cfg.buffer_size + 1
+        rewards = self.buffer_rewards[window] + bonus * self.buffer_novel[window] if bonus else self.buffer_rewards[window]
         returns, steps, discounts = n_step_returns(
-            self.buffer_rewards[window], self.buffer_dones[window], self.buffer_terminated[window], stored_ahead, cfg.gamma
+            rewards, self.buffer_dones[window], self.buffer_terminated[window], stored_ahead, cfg.gamma
         )
         last = np.take_along_axis(window, steps[..., None] - 1, -1)[..., 0]
         obs = torch.from_numpy(self.buffer_obs[index])
@@ -256,6 +308,11 @@ class DQN:
         with torch.no_grad():
             next_q_target = self.target_network(next_obs)
             td_targets = returns + discounts * next_q_target.max(-1).values
+            if cfg.advantage_learning:
+                q_target = self.target_network(obs)
+                gaps = q_target.max(-1).values - q_target.gather(-1, actions[..., None]).squeeze(-1)
+                returns = returns - cfg.advantage_learning * gaps  # Double DQN's targets below start from these
+                td_targets -= cfg.advantage_learning * gaps
 
         loss_fn = F.smooth_l1_loss if cfg.loss == "huber" else F.mse_loss
         for step in range(cfg.gradient_steps):
@@ -295,7 +352,7 @@ class DQN:
             "rng": self.rng.bit_generator.state,
             "buffer": {
                 name: torch.from_numpy(getattr(self, f"buffer_{name}")[:count].copy())
-                for name in ("obs", "next_obs", "actions", "rewards", "terminated", "dones")
+                for name in ("obs", "next_obs", "actions", "rewards", "novel", "terminated", "dones")
             },
             "buffer_pos": self.buffer_pos,
             "buffer_full": self.buffer_full,
@@ -305,6 +362,7 @@ class DQN:
                 "obs": self.obs.copy(),
                 "episodic_return": self.episodic_return,
                 "episodic_length": self.episodic_length,
+                "seen": sorted(self.seen),
             },
         }
 
@@ -322,3 +380,4 @@ class DQN:
         if loop is not None:
             self.env, self.obs = loop["env"], np.array(loop["obs"], np.float32)
             self.episodic_return, self.episodic_length = float(loop["episodic_return"]), int(loop["episodic_length"])
+            self.seen = set(loop.get("seen", ()))
