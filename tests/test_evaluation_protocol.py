@@ -32,7 +32,7 @@ class FixedDistribution:
         return np.full(len(observations), int(self.probabilities.argmax()))
 
 
-@pytest.mark.parametrize("agent_name", ["ppo", "reinforce", "q_learning"])
+@pytest.mark.parametrize("agent_name", ["ppo", "reinforce", "q_learning", "dqn"])
 def test_greedy_mode_is_the_agents_argmax_and_sampling_leaves_training_rngs_alone(maze_envs, agent_name):
     agent = build_agent(agent_name, maze_envs, seed=3)
     assert has_action_distribution(agent)

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from llmrl_bench.registry import register
-from llmrl_bench.agents.base import EnvFactory, TrainingHooks
+from llmrl_bench.agents.base import EnvFactory, TrainingHooks, epsilon_greedy_probabilities
 from llmrl_bench.agents.networks import (
     DuelingQNetwork,
     clip_grad_norm_,
@@ -200,11 +200,18 @@ class DQN:
 
     # ------------------------------------------------------------------ acting
     @torch.inference_mode()
-    def act(self, observations: np.ndarray, greedy: bool = True) -> np.ndarray:
-        """Argmax of the Q-values (greedy, no RNG), or epsilon-greedy at the final epsilon."""
+    def _greedy_actions(self, observations: np.ndarray) -> np.ndarray:
         batch = np.asarray(observations, np.float32).reshape(-1, self.obs_dim)
         q_values = self.q_network(obs_batch(batch if self.obs_scale is None else batch * self.obs_scale, self.obs_dim))
-        actions = q_values.argmax(-1).numpy().astype(np.int64)
+        return q_values.argmax(-1).numpy().astype(np.int64)
+
+    def action_probabilities(self, observations: np.ndarray) -> np.ndarray:
+        """``(batch, num_actions)``: the epsilon-greedy policy at the final epsilon (what ``act(greedy=False)`` draws)."""
+        return epsilon_greedy_probabilities(self._greedy_actions(observations), self.n_actions, self.config.exploration_final_eps)
+
+    def act(self, observations: np.ndarray, greedy: bool = True) -> np.ndarray:
+        """Argmax of the Q-values (greedy, no RNG), or epsilon-greedy at the final epsilon."""
+        actions = self._greedy_actions(observations)
         if not greedy:
             explore = self.rng.random(len(actions)) < self.config.exploration_final_eps
             actions[explore] = self.rng.integers(self.n_actions, size=int(explore.sum()))
