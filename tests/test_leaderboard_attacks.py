@@ -147,7 +147,7 @@ def test_a_nested_target_chain_is_refused_and_nothing_runs(sandbox_copy, capsys,
     monkeypatch.setattr(sandbox, "run_jobs", lambda *a, **k: called.append(("sandbox", a)))
     label = f"runs/{run.name} (cartpole seed 0)"
     failures = invalid(capsys, sandbox_copy)
-    refused = "is refused: only agent, env and repr name a _target_, at the top of their section"
+    refused = "is refused: only agent, env, repr, reward name a _target_, at the top of their section"
     assert f"FAIL {label}: config.agent.net_arch._target_ {refused}" in failures
     assert f"FAIL {label}: config.agent.net_arch._args_ {refused}" in failures
     assert f"FAIL {label}: config.agent.net_arch._args_[0]._target_ {refused}" in failures
@@ -683,3 +683,17 @@ def test_unsafe_archives_are_rejected_before_anything_is_written(case, tmp_path,
         unpack(archive, folder / "a" / "b")
     assert tree(tmp_path) == before
     assert not Path("/tmp/llmrl-absolute-x").exists()
+
+
+def test_a_reward_section_is_checked_like_a_component_and_may_be_absent():
+    from llmrl_bench.leaderboard.protocol import config_problems
+
+    def config(**sections):
+        base = {"agent": {"_target_": "llmrl_bench.agents.ppo.PPO"}, "env": {"_target_": "llmrl_bench.envs.cartpole.CartPoleSuite"},
+                "repr": {"_target_": "llmrl_bench.representations.vector.VectorRepresentation"}, "seed": 0}
+        return {**base, **sections}
+
+    assert config_problems(config()) == []  # recorded before reward= existed: the env's own reward
+    assert config_problems(config(reward={"_target_": "llmrl_bench.rewards.learned_irl.LearnedIRLReward"})) == []
+    (problem,) = config_problems(config(reward={"_target_": "os.system", "name": "direct"}))
+    assert problem.startswith("config.reward._target_ is 'os.system', not a registered reward; allowed: ")

@@ -25,7 +25,9 @@ from omegaconf import OmegaConf
 from llmrl_bench import registry, results
 from llmrl_bench.config import RunConfig
 
-COMPONENT_GROUPS = ("agent", "env", "repr")
+COMPONENT_GROUPS = ("agent", "env", "repr", "reward")
+#: Groups a run config may lack: it was recorded before the group existed, and means the group's default.
+OPTIONAL_GROUPS = {"reward": "direct"}
 #: Keys Hydra's ``instantiate`` acts on; only a component's own ``_target_`` may appear.
 HYDRA_KEYS = ("_target_", "_args_", "_recursive_", "_convert_", "_partial_")
 
@@ -69,8 +71,10 @@ def config_problems(config: Any) -> list[str]:
     for path, key in _special_keys(config):
         top = path.count(".") == 2 and path.split(".")[1] in COMPONENT_GROUPS
         if not (key == "_target_" and top):
-            problems.append(f"{path} is refused: only agent, env and repr name a _target_, at the top of their section")
+            problems.append(f"{path} is refused: only {', '.join(COMPONENT_GROUPS)} name a _target_, at the top of their section")
     for group in COMPONENT_GROUPS:
+        if group in OPTIONAL_GROUPS and group not in config:
+            continue
         section = config.get(group)
         target = section.get("_target_") if isinstance(section, dict) else None
         if target not in components[group]:
@@ -101,6 +105,8 @@ def rebuild_config(config: dict[str, Any], env_config: dict[str, Any], budget: d
         **base,  # type: ignore[dict-item]
         "agent": _parsed(components["agent"][config["agent"]["_target_"]], config["agent"]),
         "repr": _parsed(components["repr"][config["repr"]["_target_"]], config["repr"]),
+        **{group: _parsed(components[group][config[group]["_target_"]], config[group])
+           for group in OPTIONAL_GROUPS if group in config},
         "env": dict(env_config),
         "budget": dict(budget),
         "seed": int(parsed["seed"]),
