@@ -20,7 +20,7 @@ import minigrid  # noqa: F401  (registers the MiniGrid ids)
 from llmrl_bench import registry
 from llmrl_bench.agents.base import Agent, NullHooks
 from llmrl_bench.config import CONFIG_DIR, group_options
-from llmrl_bench.llm.settings import MODEL_FIELDS
+from llmrl_bench.llm.settings import ACTION_FIELDS, MODEL_FIELDS
 from tests.conftest import build_agent
 
 torch.set_num_threads(1)
@@ -213,7 +213,7 @@ def test_agent_yaml_holds_no_defaults(agent, make_config):
     option = OmegaConf.load(CONFIG_DIR / "agent" / f"{agent}.yaml")
     assert option.defaults[0] == f"{agent}_schema" and option.defaults[-1] == "_self_"
     wiring = OmegaConf.to_container(option.llm) if "llm" in option else {}
-    assert wiring == {} or wiring == {name: f"${{llm.{name}}}" for name in MODEL_FIELDS}
+    assert wiring == {} or wiring == {name: f"${{llm.{name}}}" for name in MODEL_FIELDS + ACTION_FIELDS}
     assert [key for key in option if key not in ("defaults", "llm")] == []
     cfg = make_config(f"agent={agent}", "env=cartpole", "~hparams")
     assert OmegaConf.to_object(cfg.agent) == AGENT_SCHEMAS[agent]()

@@ -85,14 +85,11 @@ class DQNConfig:
     dueling: bool = False
     """Dueling Q-network (Wang et al. 2016): shared trunk, value and advantage heads."""
     novelty_bonus: float = 0.0
-    """Training-only reward added when the new observation is new in its episode (episodic count-based bonus:
-    Strehl & Littman 2008; RIDE, Raileanu & Rocktäschel 2020; NGU, Badia et al. 2020); 0: off."""
+    """Training-only reward for a first visit of an observation in the episode (Strehl & Littman 2008; RIDE; NGU); 0: off."""
     novelty_anneal: bool = False
-    """Decay the bonus linearly to 0 with epsilon; replayed transitions get the current bonus, so the final
-    values are of the env's reward alone (as NGU's exploitative member, beta = 0, Badia et al. 2020)."""
+    """Decay the bonus to 0 with epsilon, replayed transitions included (NGU's exploitative member, Badia et al. 2020)."""
     advantage_learning: float = 0.0
-    """Advantage learning (Baird 1999; Bellemare et al. 2016, "Increasing the action gap"): targets lose
-    ``alpha * (max_b Q_target(s, b) - Q_target(s, a))``, widening the gaps between actions; 0: off."""
+    """Advantage learning alpha: targets lose alpha * (max Q_target(s) - Q_target(s, a)) (Bellemare et al. 2016); 0: off."""
     scale_obs: bool = False
     """Divide each observation feature by the observation space's ``high`` (a fixed scaling to [0, 1])."""
     loss: str = "huber"
