@@ -9,6 +9,7 @@ unless told to leave the named runs out (``python -m paper.build --allow-invalid
 from __future__ import annotations
 
 import hashlib
+import json
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,15 +74,20 @@ def _episodes_digest(run_folder: Path) -> str | None:
     return digest.hexdigest()
 
 
+def _evaluation_settings(run: RunResult) -> str:
+    budget = run.config.get("budget", {})
+    return json.dumps({key: value for key, value in budget.items() if key != "env_steps"}, sort_keys=True)
+
+
 def _duplicates(runs: dict[Path, RunResult], root: Path) -> list[Problem]:
     """One problem per group of folders holding the same run; the first folder (its own run_id first) stays."""
     by_identity: dict[tuple[str, int], list[Path]] = defaultdict(list)
-    by_episodes: dict[str, list[Path]] = defaultdict(list)
+    by_episodes: dict[tuple[str, str], list[Path]] = defaultdict(list)
     for path, run in runs.items():
         by_identity[(configuration_key(run), run.seed)].append(path)
         digest = _episodes_digest(path.parent)
-        if digest is not None:
-            by_episodes[digest].append(path)
+        if digest is not None:  # the same training evaluated under other settings is another run
+            by_episodes[(digest, _evaluation_settings(run))].append(path)
     problems, seen = [], set()
     for reason, groups in (("same config and seed", by_identity.values()),
                            ("identical per-episode data", by_episodes.values())):

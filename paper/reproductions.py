@@ -28,7 +28,7 @@ import numpy as np
 import yaml
 
 from llmrl_bench import stats
-from llmrl_bench.results import RunResult
+from llmrl_bench.results import DIRECT_REWARD, RunResult
 
 PUBLISHED_PATH = Path(__file__).with_name("published.yaml")
 
@@ -40,8 +40,13 @@ CONFIGURATION_SECTIONS = ("agent", "env", "repr", "budget")
 
 
 def configuration_key(result: RunResult) -> str:
-    """The run's experiment identity without its seed: runs with equal keys differ only in seed."""
-    return json.dumps({key: result.config.get(key) for key in CONFIGURATION_SECTIONS}, sort_keys=True, default=str)
+    """The run's experiment identity without its seed: runs with equal keys differ only in seed
+    (the sections of ``results.EXPERIMENT_KEYS``, and the training reward where it is not the env's own)."""
+    sections = {key: result.config.get(key) for key in CONFIGURATION_SECTIONS}
+    reward = result.config.get("reward")
+    if isinstance(reward, dict) and reward.get("name", DIRECT_REWARD) != DIRECT_REWARD:
+        sections["reward"] = reward
+    return json.dumps(sections, sort_keys=True, default=str)
 
 
 @dataclass(frozen=True)

@@ -364,3 +364,23 @@ def test_equal_budget_reads_each_mode_at_the_last_evaluation_within_the_budget()
     colors = {cell.algorithm: "C0" for cell in cells}
     assert equal_budget.equal_budget_figure(cells, "maze", colors, n_resamples=20) is not None
     assert equal_budget.equal_budget_table(cells[2:], "maze", n_resamples=20) is None
+
+
+def test_runs_that_differ_in_reward_or_in_evaluation_only_are_not_duplicates(clean_results, tmp_path):
+    from paper import checks
+
+    results = tmp_path / "results"
+    shutil.copytree(clean_results, results)
+    original = sorted((results / "runs").iterdir())[0]
+    for name, edit in (("indirect_reward", lambda r: r["config"].update(reward={"name": "learned_irl", "coef": 1.0})),
+                       ("more_eval_episodes", lambda r: r["config"]["budget"].update(eval_episodes=32))):
+        shutil.copytree(original, results / "runs" / name)
+        record = json.loads((results / "runs" / name / "result.json").read_text())
+        edit(record)
+        (results / "runs" / name / "result.json").write_text(json.dumps(record))
+    (results / "runs" / "indirect_reward" / "episodes.npz").unlink()  # another reward trains differently
+    problems = [p for p in checks.audit(results).problems if p.kind == "duplicate run"]
+    assert problems == []
+    shutil.copytree(original, results / "runs" / "plain_copy")
+    (problem,) = [p for p in checks.audit(results).problems if p.kind == "duplicate run"]
+    assert "plain_copy" in problem.line()
