@@ -36,6 +36,9 @@ from paper.settings import N_RESAMPLES, RANDOM_STATE
 
 #: The env whose agents the equal-budget table and figure compare under the evaluation protocol.
 PROTOCOL_ENV = "maze"
+#: Sweeps that vary the task itself (here the number of training layouts): their runs feed only their own
+#: figure and table (:mod:`paper.sweeps`), never the pooled cells of an env.
+STUDY_SWEEPS = (sweeps.MAZE_LEVELS,)
 
 
 @dataclass
@@ -124,7 +127,8 @@ def build(results_dir: str | Path = "results/reference", out_dir: str | Path = "
     for problem in audit.problems:
         log(f"left out: {problem.line()}")
     usable = audit.usable()
-    selection = select_cells([run for run in usable if training_reward(run) == DIRECT_REWARD])  # indirect: rewards table
+    # Indirect-reward runs feed the rewards table, task-varying studies (maze_levels) their own figure.
+    selection = select_cells([run for run in usable if training_reward(run) == DIRECT_REWARD and run.sweep not in STUDY_SWEEPS])
     for note in selection.notes:
         log(f"left out: {note}")
     tasks, algorithms = comparison_tasks(selection.cells)

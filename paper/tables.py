@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Sequence
 
 import numpy as np
@@ -214,11 +215,12 @@ def rewards_table(runs: Sequence[RunResult], n_resamples: int) -> Table:
     from paper.select import training_reward  # one definition of a run's reward
 
     groups: dict[tuple, list[RunResult]] = {}
-    for run in runs:
-        groups.setdefault((run.env, run.agent, run.repr, run.config.get("budget", {}).get("env_steps"), training_reward(run)), []).append(run)
-    compared = {key[:4] for key in groups if key[4] != "direct"}  # only settings that ran an indirect reward
+    for run in runs:  # the same agent, env, representation and budget (evaluation included), one row per reward
+        settings = json.dumps({key: run.config.get(key) for key in ("agent", "env", "repr", "budget")}, sort_keys=True, default=str)
+        groups.setdefault((run.env, run.agent, run.repr, run.config.get("budget", {}).get("env_steps"), training_reward(run), settings), []).append(run)
+    compared = {key[:4] + key[5:] for key in groups if key[4] != "direct"}  # only settings that ran an indirect reward
     rows = []
-    for key in sorted(k for k in groups if k[:4] in compared):
+    for key in sorted(k for k in groups if k[:4] + k[5:] in compared):
         cell = sorted(groups[key], key=lambda run: run.seed)
         final = [run.curve[-1] for run in cell]
         rows.append((key[0], key[1], key[2], key[4], fmt_seeds([run.seed for run in cell]), str(key[3]),
