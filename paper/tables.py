@@ -9,7 +9,7 @@ import numpy as np
 
 from llmrl_bench import metrics, stats
 from llmrl_bench.metrics import HEADLINE_METRICS, METRICS
-from llmrl_bench.results import RunResult
+from llmrl_bench.results import TRAIN_SPLIT, RunResult
 from paper import reproductions
 from paper.formatting import Table, fmt, fmt_estimate, fmt_published, fmt_seeds
 from paper.select import Cell, ScoreMatrices
@@ -52,14 +52,27 @@ CELL_HEADER = ("env", "agent", "repr", "seeds", "env steps")
 
 
 def metrics_table(cells: Sequence[Cell], n_resamples: int) -> Table:
-    header = (*CELL_HEADER, *(METRICS[m].title.split(" (")[0].lower() + arrow(m) for m in HEADLINE_METRICS))
-    rows = [(*_cell_columns(cell), *(estimate_text(cell, m, n_resamples) for m in HEADLINE_METRICS))
-            for cell in cells]
+    header = (*CELL_HEADER, *(METRICS[m].title.split(" (")[0].lower() + arrow(m) for m in HEADLINE_METRICS),
+              "return / exact optimum ↑", "optimality gap ↓")
+    rows = [(*_cell_columns(cell), *(estimate_text(cell, m, n_resamples) for m in HEADLINE_METRICS),
+             *_optimum_columns(cell, n_resamples)) for cell in cells]
     caption = (f"The four metrics per agent × representation × env: IQM over seeds [{CI}] ({IQM_IS_MEAN}). "
                "Units: return (cumulative reward, generalization); fraction of the run's curve range (policy "
                "stability: long-term risk, the CVaR of the drawdown, lower is more stable); normalized area under "
-               f"the curve (learning speed). {UNDEFINED}.")
-    return Table("metrics", caption, header, tuple(rows), "lllrr" + "r" * 4)
+               f"the curve (learning speed). {UNDEFINED}. Return / exact optimum: the final evaluation return on the training "
+               "split over the mean exact best return of the episodes evaluated (env_info.optimal_return); the optimality "
+               "gap is 1 minus it (0 = optimal); – for runs recorded before ceilings were.")
+    return Table("metrics", caption, header, tuple(rows), "lllrr" + "r" * 6)
+
+
+def _optimum_columns(cell: Cell, n_resamples: int) -> tuple[str, str]:
+    """IQM [CI] of the final return over the exact optimum, and of 1 minus it; ``–`` without recorded ceilings."""
+    ceilings = [(run.env_info.get("optimal_return") or {}).get(TRAIN_SPLIT) for run in cell.runs]
+    if not all(ceilings):
+        return "–", "–"
+    normalized = np.array([run.curve[-1]["train_return"] / ceiling for run, ceiling in zip(cell.runs, ceilings)])
+    return tuple(fmt_estimate(stats.iqm_across_seeds(values, CONFIDENCE, n_resamples, RANDOM_STATE))
+                 for values in (normalized, 1.0 - normalized))
 
 
 RELIABILITY_RUN = ("dispersion_across_time", "short_term_risk", "policy_stability")

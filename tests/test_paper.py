@@ -384,3 +384,12 @@ def test_runs_that_differ_in_reward_or_in_evaluation_only_are_not_duplicates(cle
     shutil.copytree(original, results / "runs" / "plain_copy")
     (problem,) = [p for p in checks.audit(results).problems if p.kind == "duplicate run"]
     assert "plain_copy" in problem.line()
+
+
+def test_metrics_table_divides_the_final_return_by_the_recorded_optimum():
+    runs = [record(env="maze", seed=s, value=0.45) for s in range(3)]
+    for run in runs:
+        run.env_info = {**run.env_info, "optimal_return": {"train": 0.9}}
+    normalized, gap = tables._optimum_columns(select.Cell("ppo", "vector", "maze", tuple(runs)), n_resamples=20)
+    assert (normalized, gap) == ("0.500 [0.500, 0.500]", "0.500 [0.500, 0.500]")
+    assert tables._optimum_columns(select.Cell("ppo", "vector", "cartpole", (record(),)), n_resamples=20) == ("–", "–")
