@@ -145,6 +145,57 @@ def test_head_cache_gives_the_scores_of_a_full_forward():
     torch.testing.assert_close(cached_values, rollout.values[[2, 0, 1]], atol=1e-5, rtol=0)
 
 
+def _forward_and_grads(fast: bool, autocast):
+    agent = tiny_pg(fast_path=fast, llm={"trained_layers": 2, "autocast": autocast})
+    agent._build()
+    prompts = agent.policy.prompts(MAZE_OBSERVATIONS)
+    scores, values, _ = agent._forward(prompts)
+    (scores.sum() + values.sum()).backward()
+    return scores.detach(), values.detach(), [p.grad.clone() for p in agent.llm_parameters]
+
+
+def test_fast_path_gives_the_earlier_paths_scores_and_gradients():
+    """fast_path (run-wide frozen states, eager attention, last layer only where read) = the earlier path, in fp32."""
+    scores, values, grads = _forward_and_grads(False, None)
+    fast_scores, fast_values, fast_grads = _forward_and_grads(True, None)
+    torch.testing.assert_close(fast_scores, scores, atol=1e-5, rtol=0)
+    torch.testing.assert_close(fast_values, values, atol=1e-6, rtol=0)
+    assert len(fast_grads) == len(grads) > 0
+    for fast, earlier in zip(fast_grads, grads):
+        torch.testing.assert_close(fast, earlier, atol=1e-6, rtol=1e-4)
+
+
+def test_frozen_weights_in_bf16_give_autocasts_bits():
+    """Holding the frozen linears in bf16 changes no bit under bf16 autocast, and the embedding keeps its dtype."""
+    from llmrl_bench.llm import ActionScorer, load_model
+    from llmrl_bench.llm.model import hold_frozen_weights_in
+
+    model, tokenizer = load_model("tiny-random", device="cpu", cached=False)
+    model.requires_grad_(False)
+    scorer = ActionScorer(model, tokenizer)
+    prompts = [f"Observation: {o}\nAction:" for o in MAZE_OBSERVATIONS]
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        before = scorer.score(prompts, ["go forward", "turn left"])
+        assert hold_frozen_weights_in(model, torch.bfloat16) > 0
+        after = scorer.score(prompts, ["go forward", "turn left"])
+    assert torch.equal(before, after)
+    assert model.get_input_embeddings().weight.dtype == torch.float32
+    assert model.get_output_embeddings().weight.dtype == torch.bfloat16
+
+
+def test_frozen_states_are_kept_for_the_run_and_bounded():
+    agent = tiny_pg(llm={"trained_layers": 1})
+    agent._build()
+    prompts = agent.policy.prompts(MAZE_OBSERVATIONS)
+    first = agent.frozen.rows(prompts)
+    assert agent.frozen.rows(prompts[::-1])[0] is first[-1]  # computed once, whatever the batch
+    row_bytes = max(r.numel() * r.element_size() for r in first)
+    agent.frozen.max_bytes = row_bytes
+    agent.frozen.restore(dict(agent.frozen.states))
+    assert len(agent.frozen.states) == 1 and agent.frozen.bytes <= row_bytes
+
+
+
 @pytest.mark.parametrize("agent", ["llm_zero_shot", "llm_pg"])
 def test_save_and_load(tmp_path, agent):
     envs = maze_envs()

@@ -45,6 +45,8 @@ from llmrl_bench.agents.llm_policy import (
     seeded_torch,
 )
 from llmrl_bench.agents.networks import mlp
+from llmrl_bench.llm.model import hold_frozen_weights_in
+from llmrl_bench.llm.settings import resolve_autocast
 from llmrl_bench.agents.ppo_math import explained_variance, gae, ppo_diagnostics, ppo_losses
 
 
@@ -54,7 +56,7 @@ class LLMPGConfig:
     """PPO on an LLM policy; defaults are for the CPU (``finetune=head``, small rollouts)."""
 
     #: Options added after the committed results, at the value that reproduces them (registry.identity_view).
-    IDENTITY_NEUTRAL: ClassVar[dict] = LLM_IDENTITY_NEUTRAL
+    IDENTITY_NEUTRAL: ClassVar[dict] = {**LLM_IDENTITY_NEUTRAL, "fast_path": False}
     _target_: str = "llmrl_bench.agents.llm_pg.LLMPG"
     llm: LLMConfig = field(default_factory=LLMConfig)
     """The language model, the policy temperature and what trains (``finetune``)."""
@@ -101,6 +103,12 @@ class LLMPGConfig:
     novelty_bonus: float = 0.0
     """Episodic exploration bonus: this reward is added, for training only, to every step whose
     next text observation is new in the episode (0: off). Logged returns stay the env's."""
+    fast_path: bool = True
+    """``finetune=head``, ``action_mode=score``: the same algorithm, faster (docs/llm.md#speed).
+    The frozen layers' output is kept per prompt for the whole run (the frozen weights held in the
+    autocast dtype), and the trained layers run with eager attention, the last one only where its
+    output is read. Equal to false's results to float rounding; false is the earlier path, kept for
+    the speed benchmark (``tests/benchmarks/test_llm_pg_speed.py``)."""
 
 
 class LLMPG:
@@ -123,6 +131,7 @@ class LLMPG:
         self.optimizer: torch.optim.Optimizer | None = None
         self.global_step = 0
         self.loop: dict | None = None  # between rollouts: vec_env, observations, autoreset, episode counters
+        self.frozen: _FrozenStates | None = None  # fast_path: the frozen layers' output per prompt
 
     @staticmethod
     def check_config(cfg: Any) -> None:
@@ -165,6 +174,12 @@ class LLMPG:
         elif finetune == FineTune.full:
             model.requires_grad_(True)
         model.eval()  # no dropout: the policy that collects is the policy that trains
+        if self._fast:
+            dtype = resolve_autocast(cfg.llm.autocast, policy.device)
+            if dtype is not None:
+                hold_frozen_weights_in(model, dtype)
+            self.frozen = _FrozenStates(self)
+            policy.score_function = self._scores
         self.llm_parameters = [p for p in model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.Adam(
             [
@@ -174,11 +189,22 @@ class LLMPG:
             eps=1e-5,
         )
 
+    @property
+    def _fast(self) -> bool:
+        """``fast_path`` applies: ``finetune=head`` in score mode."""
+        cfg = self.config
+        return cfg.fast_path and cfg.llm.finetune == FineTune.head and not self.policy.generates
+
+    def _scores(self, prompts: list[str]) -> torch.Tensor:
+        """The fast path's scores under ``no_grad`` (the policy's scoring, evaluation included)."""
+        with torch.no_grad():
+            return self._forward(prompts)[0]
+
     def _forward(self, prompts: list[str], lower_rows: list[torch.Tensor] | None = None, keep_lower: bool = False):
         """Scores (n, A), values (n,) and, if ``keep_lower``, each prompt's lower hidden states.
 
         Grad follows the caller's mode. With ``finetune=head``, ``lower_rows`` (from an earlier
-        ``keep_lower`` call) replace the frozen layers: only the top layers run.
+        ``keep_lower`` call, or the fast path's run-wide table) replace the frozen layers: only the top layers run.
         """
         policy = self.policy
         scorer, k = policy.scorer, self.config.llm.trained_layers
@@ -188,15 +214,17 @@ class LLMPG:
             if self.config.llm.finetune != FineTune.head:
                 output = scorer.forward(batch)
             else:
+                if lower_rows is None and self._fast:
+                    lower_rows = self.frozen.rows(prompts)
                 if lower_rows is None:
                     lower = scorer.forward_lower(batch, k)
                 else:
                     lower = _repack(lower_rows, batch.input_ids.shape[1])
-                output = scorer.forward_upper(batch, lower, k)
-                if keep_lower:
-                    # A row's real tokens are its last (prompt length + candidate tokens) columns.
-                    real = batch.position_ids[:, batch.prompt_last] + batch.input_ids.shape[1] - batch.prompt_last
-                    kept = [lower[row, -int(n) :].clone() for row, n in enumerate(real)]
+                output = scorer.forward_upper(batch, lower, k, needed_only=self._fast)
+                if keep_lower and self._fast:
+                    kept = lower_rows
+                elif keep_lower:
+                    kept = _real_token_rows(batch, lower)
         return output.scores.float(), self._values(output.prompt_hidden), kept
 
     def _values(self, prompt_hidden: torch.Tensor) -> torch.Tensor:
@@ -463,6 +491,7 @@ class LLMPG:
             "rng": self.rng.bit_generator.state,
             "policy": self.policy.state_dict(),
             "global_step": self.global_step,
+            "frozen": None if self.frozen is None else dict(self.frozen.states),
             "loop": None if self.loop is None else {
                 key: value.copy() if isinstance(value, np.ndarray) else value for key, value in self.loop.items()
             },
@@ -479,6 +508,8 @@ class LLMPG:
         self.policy.load_state_dict(state["policy"])  # after the weights: it restores their memoised scores
         self.global_step = int(state["global_step"])
         self.loop = state.get("loop")
+        if self.frozen is not None and state.get("frozen") is not None:
+            self.frozen.restore(state["frozen"])
 
 
 def novelty_bonus(observations: Any, autoreset: np.ndarray, seen: list[set[str]], bonus: float) -> np.ndarray:
@@ -498,6 +529,51 @@ def novelty_bonus(observations: Any, autoreset: np.ndarray, seen: list[set[str]]
             seen[i].add(observation)
             rewards[i] = bonus
     return rewards
+
+
+#: Bytes of frozen-layer output the fast path keeps (oldest prompts go first beyond it).
+FROZEN_STATES_BYTES = 512 * 2**20
+
+
+class _FrozenStates:
+    """The frozen lower layers' output per prompt (its real tokens only), kept for the whole run.
+
+    The lower layers never change, so a prompt's rows are computed once. They are checkpointed:
+    rows computed in another batch could differ in the last bits, and a resumed run must repeat
+    the uninterrupted one exactly.
+    """
+
+    def __init__(self, agent: LLMPG, max_bytes: int = FROZEN_STATES_BYTES):
+        self.agent = agent
+        self.max_bytes = max_bytes
+        self.states: dict[str, torch.Tensor] = {}
+        self.bytes = 0
+
+    def rows(self, prompts: list[str]) -> list[torch.Tensor]:
+        """Each prompt's rows; missing prompts run the frozen layers in one batch."""
+        missing = list(dict.fromkeys(p for p in prompts if p not in self.states))
+        found = {}
+        if missing:
+            policy, k = self.agent.policy, self.agent.config.llm.trained_layers
+            batch = policy.scorer.encode(missing, self.agent.actions)
+            with policy.compute():
+                found = dict(zip(missing, _real_token_rows(batch, policy.scorer.forward_lower(batch, k))))
+        rows = [self.states.get(p) if p in self.states else found[p] for p in prompts]
+        for prompt, value in found.items():
+            self._add(prompt, value)
+        return rows
+
+    def restore(self, states: dict[str, torch.Tensor]) -> None:
+        self.states, self.bytes = {}, 0
+        for prompt, value in states.items():
+            self._add(prompt, value)
+
+    def _add(self, prompt: str, value: torch.Tensor) -> None:
+        self.states[prompt] = value
+        self.bytes += value.numel() * value.element_size()
+        while self.bytes > self.max_bytes and len(self.states) > 1:
+            oldest = next(iter(self.states))
+            self.bytes -= self.states.pop(oldest).numel() * value.element_size()
 
 
 class _RolloutPrompts:
@@ -542,6 +618,12 @@ class _RolloutPrompts:
         prompts = [self.prompts[i] for i in positions]
         lower = [self.lower[i] for i in positions] if self.lower else None
         return self.agent._forward(prompts, lower_rows=lower)
+
+
+def _real_token_rows(batch: Any, lower: torch.Tensor) -> list[torch.Tensor]:
+    """Each row of ``lower`` less its left padding: its last (prompt length + candidate tokens) columns."""
+    real = batch.position_ids[:, batch.prompt_last] + batch.input_ids.shape[1] - batch.prompt_last
+    return [lower[row, -int(n) :].clone() for row, n in enumerate(real)]
 
 
 def _repack(rows: list[torch.Tensor], length: int) -> torch.Tensor:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import gymnasium as gym
 import numpy as np
@@ -198,6 +198,8 @@ class LLMPolicy:
         """[invalid, acted] generated actions, in training and in evaluation."""
         self.env_steps = 0
         """Env steps acted on (training and evaluation): the denominator of LLM seconds per step."""
+        self.score_function: Callable[[list[str]], torch.Tensor] | None = None
+        """Scores of prompts under ``no_grad`` in place of the scorer's full forward (``llm_pg``'s fast path)."""
 
     # ------------------------------------------------------------------ model
     def ensure_loaded(self) -> None:
@@ -265,6 +267,8 @@ class LLMPolicy:
         return torch.stack([self.scores[p] for p in prompts])
 
     def _score(self, prompts: Sequence[str]) -> torch.Tensor:
+        if self.score_function is not None:
+            return self.score_function(list(prompts)).float().cpu()
         with torch.no_grad(), self.compute():
             if self.llm.prefix_cache:
                 scores = self.scorer.score(prompts, self.actions)

@@ -188,6 +188,27 @@ class LLMCounters:
         }
 
 
+def hold_frozen_weights_in(model: torch.nn.Module, dtype: torch.dtype) -> int:
+    """Store the frozen weights of the decoder layers' and the lm_head's linears in ``dtype``; returns how many.
+
+    Under ``torch.autocast(dtype=dtype)`` a linear casts its float32 weight on every call; a weight
+    already in ``dtype`` gives the same bits without the cast, and bf16 halves its memory. Only for a
+    private model (``load_model(cached=False)``) whose every forward runs under that autocast. The
+    lm_head, tied to the input embedding in SmolLM2, gets its own copy: the embedding stays as it was.
+    """
+    held = 0
+    layers = list(decoder_of(model).layers.modules())
+    for module in layers:
+        if isinstance(module, torch.nn.Linear) and not module.weight.requires_grad and module.weight.dtype != dtype:
+            module.weight = torch.nn.Parameter(module.weight.detach().to(dtype), requires_grad=False)
+            held += 1
+    head = model.get_output_embeddings()
+    if not head.weight.requires_grad and head.weight.dtype != dtype:
+        head.weight = torch.nn.Parameter(head.weight.detach().to(dtype), requires_grad=False)
+        held += 1
+    return held
+
+
 def decoder_of(model: torch.nn.Module) -> torch.nn.Module:
     """The base decoder (``model.model`` for Llama): ``embed_tokens``, ``layers``, ``norm``, ``rotary_emb``.
 

@@ -214,18 +214,33 @@ class ActionScorer:
 
     def forward_upper(
         self, batch: ScoringBatch, lower_hidden: torch.Tensor, num_upper_layers: int,
-        temperature: float = 1.0, token_stats: bool = False,
+        temperature: float = 1.0, token_stats: bool = False, needed_only: bool = False,
     ) -> ScoreOutput:
         """Scores from :meth:`forward_lower`'s output through the top ``num_upper_layers`` layers.
 
         ``forward_upper(b, forward_lower(b, k), k)`` equals ``forward(b)`` to float rounding.
+        ``needed_only``: run the layers with :func:`decoder_layer` (eager attention, much faster
+        backward on CPU than SDPA's) and the last layer only at the columns whose output is
+        read, from the last prompt token on; the other columns still give their keys and values.
         """
         split = self._split(num_upper_layers)
         start = time.perf_counter()
-        hidden = self._run_layers(lower_hidden, batch, split, self.num_layers)
-        output = self._head(hidden, batch, temperature, token_stats)
+        if not needed_only or num_upper_layers == 0:
+            hidden = self._run_layers(lower_hidden, batch, split, self.num_layers)
+            output = self._head(hidden, batch, temperature, token_stats)
+            tracked = output.scores.requires_grad
+            self._count(batch, self.num_layers - split, start, logits=True, new_tokens=False, backward=tracked)
+            return output
+        hidden = lower_hidden
+        cos, sin = self.decoder.rotary_emb(hidden, batch.position_ids)
+        for index in range(split, self.num_layers):
+            first_query = batch.prompt_last if index == self.num_layers - 1 else 0
+            hidden = decoder_layer(self.decoder.layers[index], hidden, batch.attention_mask, cos, sin, first_query)
+        output = self._head(hidden, batch, temperature, token_stats, first_column=batch.prompt_last)
         tracked = output.scores.requires_grad
-        self._count(batch, self.num_layers - split, start, logits=True, new_tokens=False, backward=tracked)
+        read_columns = batch.batch_size * (batch.input_ids.shape[1] - batch.prompt_last)
+        self._count(batch, self.num_layers - split - 1, start, logits=True, new_tokens=False, backward=tracked)
+        self.counters.add(layer_tokens=read_columns, num_layers=1, backward=tracked)
         return output
 
     def score_full_sequences(
@@ -283,22 +298,34 @@ class ActionScorer:
                 hidden = hidden[0]
         return hidden
 
-    def _head(self, hidden: torch.Tensor, batch: ScoringBatch, temperature: float = 1.0, token_stats: bool = False) -> ScoreOutput:
-        normed = self.decoder.norm(hidden[batch.source_rows, batch.source_cols])
+    def _head(
+        self, hidden: torch.Tensor, batch: ScoringBatch, temperature: float = 1.0, token_stats: bool = False,
+        first_column: int = 0,
+    ) -> ScoreOutput:
+        """Scores from the last layer's output; ``hidden`` holds the batch's columns from ``first_column`` on."""
+        normed = self.decoder.norm(hidden[batch.source_rows, batch.source_cols - first_column])
         logits = self.lm_head(normed).float()
-        log_probs = (logits if temperature == 1.0 else logits / temperature).log_softmax(dim=-1)
+        logits = logits if temperature == 1.0 else logits / temperature
         shape = (batch.batch_size, batch.num_candidates)
 
         def per_candidate(token_values: torch.Tensor) -> torch.Tensor:
             total = torch.zeros(shape[0] * shape[1], dtype=torch.float32, device=hidden.device)
             return total.index_add(0, batch.target_owners, token_values).view(shape)
 
+        if first_column and not token_stats:
+            # Only the targets' log-probs: one logsumexp instead of a full log_softmax (and its backward).
+            log_norm = logits.logsumexp(dim=-1)
+            return ScoreOutput(
+                per_candidate(logits[batch.target_sources, batch.target_ids] - log_norm[batch.target_sources]),
+                self.decoder.norm(hidden[:, batch.prompt_last - first_column]),
+            )
+        log_probs = logits.log_softmax(dim=-1)
         scores = per_candidate(log_probs[batch.target_sources, batch.target_ids])
         entropies = None
         if token_stats:
             source_entropies = -(log_probs.exp() * log_probs).sum(-1)
             entropies = per_candidate(source_entropies[batch.target_sources])
-        prompt_hidden = self.decoder.norm(hidden[:, batch.prompt_last])
+        prompt_hidden = self.decoder.norm(hidden[:, batch.prompt_last - first_column])
         return ScoreOutput(scores, prompt_hidden, entropies)
 
     def _score_sequences(self, sequences: list[tuple[list[int], list[int]]]) -> torch.Tensor:
@@ -356,6 +383,45 @@ class ActionScorer:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         return time.perf_counter() - start
+
+
+def decoder_layer(
+    layer: Any, hidden: torch.Tensor, attention_mask: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
+    first_query: int = 0,
+) -> torch.Tensor:
+    """One Llama-style decoder layer (Llama, Mistral, Qwen2, SmolLM) with eager attention.
+
+    The same computation as the layer's own forward with ``attn_implementation="eager"``, except
+    that only columns ``first_query:`` are computed (returned shape ``(batch, length - first_query,
+    hidden)``); every column still gives its keys and values. Qwen3's per-head q/k norms are applied
+    when the layer has them.
+    """
+    attention = layer.self_attn
+    batch, length, _ = hidden.shape
+    head_dim = attention.head_dim
+    normed = layer.input_layernorm(hidden)
+    queried = normed[:, first_query:]
+    query = attention.q_proj(queried).view(batch, queried.shape[1], -1, head_dim)
+    key = attention.k_proj(normed).view(batch, length, -1, head_dim)
+    value = attention.v_proj(normed).view(batch, length, -1, head_dim).transpose(1, 2)
+    if hasattr(attention, "q_norm"):
+        query, key = attention.q_norm(query), attention.k_norm(key)
+    query, key = query.transpose(1, 2), key.transpose(1, 2)
+    query = query * cos[:, None, first_query:] + _rotate_half(query) * sin[:, None, first_query:]
+    key = key * cos[:, None] + _rotate_half(key) * sin[:, None]
+    groups = query.shape[1] // key.shape[1]
+    if groups > 1:
+        key, value = key.repeat_interleave(groups, dim=1), value.repeat_interleave(groups, dim=1)
+    weights = torch.matmul(query, key.transpose(2, 3)) * attention.scaling + attention_mask[:, :, first_query:]
+    weights = weights.softmax(dim=-1, dtype=torch.float32).to(query.dtype)
+    attended = torch.matmul(weights, value).transpose(1, 2).reshape(batch, queried.shape[1], -1)
+    hidden = hidden[:, first_query:] + attention.o_proj(attended)
+    return hidden + layer.mlp(layer.post_attention_layernorm(hidden))
+
+
+def _rotate_half(x: torch.Tensor) -> torch.Tensor:
+    half = x.shape[-1] // 2
+    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
 
 
 def _per_prompt(candidates: Sequence[str] | Sequence[Sequence[str]], batch_size: int) -> list[list[str]]:
