@@ -9,7 +9,8 @@ recomputed from the run's curve, or when two run folders hold the same run. With
 
 - ``<out>/figures/<name>.png`` and ``.pdf``: learning curves per env, aggregate interval
   estimates per metric, performance profiles, probability of improvement,
-  training vs held-out return, return against LLM compute (:mod:`paper.figures`);
+  training vs held-out return, return against LLM compute, and on the maze equal budgets and
+  return against compute (:mod:`paper.figures`, :mod:`paper.equal_budget`);
 - ``<out>/tables/<name>.md`` and ``.tex``: the four metrics, reliability, aggregates,
   runtime, protocol, reproductions (:mod:`paper.tables`);
 - ``<out>/README.md`` and ``<out>/main.tex``, which include them (:mod:`paper.documents`).
@@ -30,7 +31,6 @@ from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 from paper import checks, documents, equal_budget, figures, reproductions, sweeps, tables
-from llmrl_bench import plots
 from paper.select import DIRECT_REWARD, Cell, comparison_tasks, select_cells, training_reward
 from paper.settings import N_RESAMPLES, RANDOM_STATE
 
@@ -84,31 +84,34 @@ def _tables(report: BuildReport, usable, aggregates, matrices, n_resamples: int)
     if tables.has_generate_runs(usable):
         out[tables.ACTION_MODES_TABLE] = tables.action_modes_table(usable, n_resamples)
     for table in (sweeps.levels_table(usable, n_resamples),
-                  equal_budget.equal_budget_table(report.cells, PROTOCOL_ENV, n_resamples)):
+                  equal_budget.equal_budget_table(report.cells, PROTOCOL_ENV, n_resamples),
+                  equal_budget.compute_table(report.cells, PROTOCOL_ENV, n_resamples)):
         if table is not None:
             out[table.name] = table
     return out
 
 
-def _sweep_figures(usable, cells: Sequence[Cell], n_resamples: int) -> list[figures.PaperFigure]:
+def _sweep_figures(usable, cells: Sequence[Cell], colors: dict[str, str], n_resamples: int) -> list[figures.PaperFigure]:
     """The figures of single experiments and of the evaluation protocol, where their runs are in the results."""
-    out = []
-    colors = plots.algorithm_colors(cell.algorithm for cell in cells)  # as in every other figure
-    budgets = equal_budget.equal_budget_figure(cells, PROTOCOL_ENV, colors, n_resamples)
-    if budgets is not None:
-        out.append(figures.PaperFigure(
-            f"equal_budget_{PROTOCOL_ENV}", budgets,
-            f"Every agent on {PROTOCOL_ENV} under one evaluation protocol: normalized training-split return (return / "
-            "exact optimum) against env steps on a log axis, greedy (solid) and sampled (dashed) modes, IQM over "
-            "seeds with 95% bootstrap CIs; dotted lines mark the budgets the agents are compared at."))
-    levels = sweeps.levels_figure(usable, n_resamples)
-    if levels is not None:
-        out.append(figures.PaperFigure(
-            sweeps.MAZE_LEVELS, levels,
-            "Generalization against the number of training layouts (experiment maze_levels, as Cobbe et al. 2019): "
-            "PPO's final greedy return divided by the exact optimum, on its training layouts and on held-out "
-            "layouts of each size, IQM over seeds with 95% bootstrap CIs."))
-    return out
+    made = (
+        (f"equal_budget_{PROTOCOL_ENV}", equal_budget.equal_budget_figure(cells, PROTOCOL_ENV, colors, n_resamples),
+         f"Every agent on {PROTOCOL_ENV} under one evaluation protocol: normalized training-split return (return / "
+         "exact optimum) against env steps on a log axis, greedy (solid) and sampled (dashed) modes, IQM over "
+         "seeds with 95% bootstrap CIs; dotted lines mark the budgets the agents are compared at."),
+        (f"compute_{PROTOCOL_ENV}", figures.protocol_compute_figure(cells, PROTOCOL_ENV, colors, n_resamples),
+         f"Final normalized return (training split, return / exact optimum) of every agent on {PROTOCOL_ENV} under "
+         "the evaluation protocol against its recorded compute: the run's LLM FLOPs (left; classic agents record "
+         "none and appear on the right only) and its wall-clock seconds of training with evaluations (right). "
+         f"Filled: the headline mode ({equal_budget.HEADLINE_MODE}); open: the other mode; IQM over seeds with "
+         "95% bootstrap CIs (vertical), compute: median over seeds, with the seeds' min–max (horizontal); the two "
+         "modes are drawn 4 points either side of it so their bars stay apart. Cells recorded before the protocol are "
+         "named in the title and in the compute table."),
+        (sweeps.MAZE_LEVELS, sweeps.levels_figure(usable, n_resamples),
+         "Generalization against the number of training layouts (experiment maze_levels, as Cobbe et al. 2019): "
+         "PPO's final greedy return divided by the exact optimum, on its training layouts and on held-out "
+         "layouts of each size, IQM over seeds with 95% bootstrap CIs."),
+    )
+    return [figures.PaperFigure(name, figure, caption) for name, figure, caption in made if figure is not None]
 
 
 def build(results_dir: str | Path = "results/reference", out_dir: str | Path = "paper", n_resamples: int = N_RESAMPLES,
@@ -140,8 +143,9 @@ def build(results_dir: str | Path = "results/reference", out_dir: str | Path = "
     figures_dir, tables_dir = out_dir / "figures", out_dir / "tables"
     _clear(figures_dir, figures.FIGURE_FORMATS)
     _clear(tables_dir, ("md", "tex"))
-    paper_figures, aggregates, matrices = figures.all_figures(selection.cells, tasks, algorithms, n_resamples)
-    paper_figures += _sweep_figures(usable, selection.cells, n_resamples)
+    colors = figures.paper_colors(selection.cells)  # the one colour map of every figure
+    paper_figures, aggregates, matrices = figures.all_figures(selection.cells, tasks, algorithms, n_resamples, colors)
+    paper_figures += _sweep_figures(usable, selection.cells, colors, n_resamples)
     for figure in paper_figures:
         report.files.extend(figure.save(figures_dir))
     paper_tables = _tables(report, usable, aggregates, matrices, n_resamples)

@@ -17,11 +17,15 @@ from matplotlib.figure import Figure
 
 from llmrl_bench import stats
 from llmrl_bench.results import TRAIN_SPLIT, RunResult
-from paper.formatting import Table, fmt_estimate
+from paper.formatting import Table, fmt, fmt_estimate
 from paper.select import Cell
 from paper.settings import CONFIDENCE, RANDOM_STATE
 
+#: The protocol's evaluation modes, as ``llmrl_bench.evaluation.EVAL_MODES`` (not imported: it loads torch; a test
+#: checks they agree).
 MODES = ("greedy", "sampled")
+#: The mode the protocol reports for every agent (docs/metrics.md); the other is shown beside it, labelled.
+HEADLINE_MODE = "greedy"
 MODE_STYLES = {"greedy": "-", "sampled": "--"}
 
 
@@ -46,9 +50,51 @@ def value_at(run: RunResult, mode: str, budget: int) -> float:
     return float(values[np.searchsorted(steps, budget, side="right") - 1])
 
 
+def cell_follows_protocol(cell: Cell) -> bool:
+    return all(follows_protocol(run) for run in cell.runs)
+
+
 def protocol_cells(cells: Sequence[Cell], env: str) -> list[Cell]:
     """The cells of ``env`` whose runs all follow the protocol."""
-    return [cell for cell in cells if cell.env == env and all(follows_protocol(run) for run in cell.runs)]
+    return [cell for cell in cells if cell.env == env and cell_follows_protocol(cell)]
+
+
+def own_policy_mode(run: RunResult) -> str:
+    """The mode a run's own evaluation policy (``train_return``) plays: ``sampled`` for LLM agents with
+    ``llm.eval_sampling``, else ``greedy`` (the argmax action)."""
+    llm = run.config.get("agent", {}).get("llm") or {}
+    return "sampled" if llm.get("eval_sampling") else "greedy"
+
+
+def headline_curves(cell: Cell) -> tuple[np.ndarray, np.ndarray, str]:
+    """Steps ``(num_steps,)``, training-split returns ``(num_runs, num_steps)`` and their mode: the protocol's
+    :data:`HEADLINE_MODE` where the cell recorded the modes, else the runs' own evaluation policy."""
+    if cell_follows_protocol(cell):
+        steps = np.array([point["step"] for point in cell.runs[0].curve], dtype=float)
+        curves = np.array([[point["modes"][HEADLINE_MODE][TRAIN_SPLIT] for point in run.curve] for run in cell.runs])
+        return steps, curves.astype(float), HEADLINE_MODE
+    steps, curves = cell.curves("train_return")
+    return steps, curves, own_policy_mode(cell.runs[0])
+
+
+def mode_estimate(cell: Cell, mode: str, budget: int, n_resamples: int) -> stats.IntervalEstimate | None:
+    """IQM [CI] over seeds of the normalized return in ``mode`` at ``budget`` (:func:`value_at`); ``None``
+    where no run trained that long."""
+    values = np.array([value_at(run, mode, budget) for run in cell.runs])
+    values = values[np.isfinite(values)]
+    return stats.iqm_across_seeds(values, CONFIDENCE, n_resamples, RANDOM_STATE) if values.size else None
+
+
+def final_estimate(cell: Cell, mode: str, n_resamples: int) -> stats.IntervalEstimate | None:
+    """:func:`mode_estimate` at the cell's own budget: the final policy."""
+    return mode_estimate(cell, mode, int(cell.budget["env_steps"]), n_resamples)
+
+
+def left_out_note(cells: Sequence[Cell], env: str, chosen: Sequence[Cell]) -> str:
+    """The sentence naming the cells of ``env`` recorded before the protocol, or ``""``."""
+    left_out = sorted(cell.algorithm for cell in cells if cell.env == env and cell not in chosen)
+    return (f" {len(left_out)} cell(s) of {env} were recorded before the protocol and are not shown: "
+            f"{', '.join(left_out)}." if left_out else "")
 
 
 def equal_budget_table(cells: Sequence[Cell], env: str, n_resamples: int) -> Table | None:
@@ -60,20 +106,13 @@ def equal_budget_table(cells: Sequence[Cell], env: str, n_resamples: int) -> Tab
     header = ("agent", "repr", "seeds", "trained for", *(f"{mode} @ {budget:,}" for budget in budgets for mode in MODES))
     rows = []
     for cell in chosen:
-        estimates = []
-        for budget in budgets:
-            for mode in MODES:
-                values = np.array([value_at(run, mode, budget) for run in cell.runs])
-                values = values[np.isfinite(values)]
-                estimates.append(fmt_estimate(stats.iqm_across_seeds(values, CONFIDENCE, n_resamples, RANDOM_STATE))
-                                 if values.size else "–")
+        estimates = [fmt_estimate(mode_estimate(cell, mode, budget, n_resamples)) for budget in budgets for mode in MODES]
         rows.append((cell.agent, cell.repr, str(len(cell.runs)), f"{int(cell.budget['env_steps']):,}", *estimates))
-    left_out = sum(cell.env == env for cell in cells) - len(chosen)
     caption = (f"Equal budgets on {env}: normalized return (training split, return / exact optimum) of every agent at "
                "each budget an agent was trained for, read from its curve at the last evaluation at or before that "
                "budget, in both evaluation modes (greedy: argmax of the agent's action distribution; sampled: a draw "
                f"from it); IQM over seeds [{CONFIDENCE:.0%} stratified-bootstrap CI]; – : trained for less."
-               + (f" {left_out} cell(s) of {env} were recorded before the protocol and are not shown." if left_out else ""))
+               + left_out_note(cells, env, chosen))
     return Table(f"equal_budget_{env}", caption, header, tuple(rows), "llrr" + "r" * (len(header) - 4))
 
 
@@ -106,3 +145,36 @@ def equal_budget_figure(cells: Sequence[Cell], env: str, colors: dict[str, str],
     ax.grid(alpha=0.3)
     ax.legend(fontsize="x-small", loc="upper left", ncols=2)
     return fig
+
+
+#: Provenance fields a run records its compute in, with their column titles (classic agents record no FLOPs).
+COMPUTE_FIELDS = {"llm_flops": "LLM FLOPs", "wall_seconds": "wall s"}
+
+
+def spread_text(values: np.ndarray) -> str:
+    """``median [min, max]`` of one provenance field over seeds; ``–`` where a run lacks it."""
+    if not values.size or not np.isfinite(values).all():
+        return "–"
+    return f"{fmt(float(np.median(values)))} [{fmt(float(values.min()))}, {fmt(float(values.max()))}]"
+
+
+def mode_title(mode: str) -> str:
+    return f"{mode} (headline)" if mode == HEADLINE_MODE else mode
+
+
+def compute_table(cells: Sequence[Cell], env: str, n_resamples: int) -> Table | None:
+    """Per protocol cell of ``env``: its recorded compute and its final normalized return in both modes."""
+    chosen = protocol_cells(cells, env)
+    if not chosen:
+        return None
+    header = ("agent", "repr", "seeds", "env steps", *(f"{title}: median [min, max]" for title in COMPUTE_FIELDS.values()),
+              *(f"{mode_title(mode)}: final" for mode in MODES))
+    rows = tuple((cell.agent, cell.repr, str(len(cell.runs)), f"{int(cell.budget['env_steps']):,}",
+                  *(spread_text(cell.provenance(name)) for name in COMPUTE_FIELDS),
+                  *(fmt_estimate(final_estimate(cell, mode, n_resamples)) for mode in MODES)) for cell in chosen)
+    caption = (f"Compute on {env}: each run's recorded LLM FLOPs (forward and backward passes of its language model, "
+               "evaluations included; none for classic agents, whose network FLOPs are not recorded) and wall-clock "
+               "seconds (training with its evaluations), median [min, max] over seeds, next to the final normalized "
+               f"return (training split, return / exact optimum) in both evaluation modes, IQM over seeds "
+               f"[{CONFIDENCE:.0%} stratified-bootstrap CI]." + left_out_note(cells, env, chosen))
+    return Table(f"compute_{env}", caption, header, rows, "llrr" + "r" * (len(header) - 4))

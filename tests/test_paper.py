@@ -37,9 +37,10 @@ FIGURES = (
     "generalization",
     "return_vs_llm_compute",
     "equal_budget_maze",  # the maze runs made here record the protocol's modes and ceilings
+    "compute_maze",
 )
 TABLES = ("metrics", "reliability", "aggregates", "runtime", "protocol", "reproduce_rlzoo_cartpole",
-          "reproduce_rlzoo_minigrid", "equal_budget_maze")
+          "reproduce_rlzoo_minigrid", "equal_budget_maze", "compute_maze")
 BROKEN = Path("runs") / "broken" / "result.json"
 
 
@@ -339,15 +340,18 @@ def test_maze_levels_normalizes_by_the_recorded_ceilings_and_puts_inf_last():
     assert sweeps.levels_figure(runs[-1:], n_resamples=50) is None
 
 
+def protocol_run(agent, seed, steps, greedy, sampled, **provenance):
+    """A maze run under the evaluation protocol: both modes' training-split returns per step, ceiling 0.5."""
+    run = record(agent=agent, env="maze", seed=seed, env_steps=steps[-1])
+    run.curve = [{"step": s, "train_return": g, "held_out_return": 0.0, "held_out": {},
+                  "modes": {"greedy": {"train": g}, "sampled": {"train": x}}} for s, g, x in zip(steps, greedy, sampled)]
+    run.env_info = {"optimal_return": {"train": 0.5}}
+    run.provenance.update(provenance)
+    return run
+
+
 def test_equal_budget_reads_each_mode_at_the_last_evaluation_within_the_budget():
     from paper import equal_budget
-
-    def protocol_run(agent, seed, steps, greedy, sampled):
-        run = record(agent=agent, env="maze", seed=seed, env_steps=steps[-1])
-        run.curve = [{"step": s, "train_return": g, "held_out_return": 0.0, "held_out": {},
-                      "modes": {"greedy": {"train": g}, "sampled": {"train": x}}} for s, g, x in zip(steps, greedy, sampled)]
-        run.env_info = {"optimal_return": {"train": 0.5}}
-        return run
 
     short = [protocol_run("llm_pg", s, [0, 16, 32], [0.0, 0.1, 0.2], [0.0, 0.2, 0.3]) for s in range(3)]
     long = [protocol_run("ppo", s, [0, 20, 300], [0.0, 0.25, 0.5], [0.0, 0.1, 0.4]) for s in range(3)]
@@ -393,3 +397,70 @@ def test_metrics_table_divides_the_final_return_by_the_recorded_optimum():
     normalized, gap = tables._optimum_columns(select.Cell("ppo", "vector", "maze", tuple(runs)), n_resamples=20)
     assert (normalized, gap) == ("0.500 [0.500, 0.500]", "0.500 [0.500, 0.500]")
     assert tables._optimum_columns(select.Cell("ppo", "vector", "cartpole", (record(),)), n_resamples=20) == ("–", "–")
+
+
+# ----------------------------------------------------------------- colours, log steps, compute (issue 17)
+
+
+def compute_cells():
+    """LLM runs (3 seeds, 32 steps, recorded LLM FLOPs) and PPO runs (3 seeds, 3,200 steps, none) on the maze."""
+    llm = [protocol_run("llm_pg", s, [0, 16, 32], [0.0, 0.1, 0.1 * (s + 1)], [0.0, 0.2, 0.3],
+                        llm_flops=f * 1e12, wall_seconds=w) for s, f, w in zip(range(3), (2, 1, 4), (30, 10, 20))]
+    ppo = [protocol_run("ppo", s, [0, 1600, 3200], [0.0, 0.2, 0.4], [0.0, 0.25, 0.45], wall_seconds=5.0 + s)
+           for s in range(3)]
+    return [select.Cell("llm_pg", "vector", "maze", tuple(llm)), select.Cell("ppo", "vector", "maze", tuple(ppo))]
+
+
+def test_protocol_modes_are_the_evaluators():
+    from llmrl_bench.evaluation import EVAL_MODES
+    from paper import equal_budget
+
+    assert equal_budget.MODES == EVAL_MODES and equal_budget.HEADLINE_MODE in EVAL_MODES
+
+
+def test_one_colour_per_agent_in_every_figure():
+    cells = compute_cells()
+    cells.append(select.Cell("ppo", "image", "maze", cells[1].runs))  # another representation, the same agent
+    colors = figures.paper_colors(cells)
+    assert colors["ppo/vector"] == colors["ppo/image"] != colors["llm_pg/vector"]
+    curves = figures.learning_curve_figure("maze", cells, colors, n_resamples=20).axes[0]
+    curve_colors = {line.get_label().split(":")[0]: line.get_color() for line in curves.get_lines()}
+    assert curve_colors == colors
+    flops_panel, wall_panel = figures.protocol_compute_figure(cells, "maze", colors, n_resamples=20).axes
+    marker_colors = lambda ax: {container.lines[0].get_color() for container in ax.containers}  # noqa: E731
+    assert marker_colors(flops_panel) == {colors["llm_pg/vector"]}  # PPO records no LLM FLOPs
+    assert marker_colors(wall_panel) == set(colors.values())
+
+
+def test_learning_curves_take_a_log_step_axis_when_budgets_span_more_than_tenfold():
+    llm, ppo = compute_cells()
+    pre_protocol = select.Cell("llm_zero_shot", "vector", "maze", (record(agent="llm_zero_shot", env="maze", env_steps=32),))
+    pre_protocol.runs[0].config["agent"]["llm"] = {"eval_sampling": True, "temperature": 1.0}
+    ax = figures.learning_curve_figure("maze", [llm, ppo, pre_protocol], figures.paper_colors([llm, ppo, pre_protocol]),
+                                       n_resamples=20).axes[0]
+    assert ax.get_xscale() == "log" and min(ax.get_lines()[0].get_xdata()) == 16  # step 0 left out of a log axis
+    labels = [line.get_label() for line in ax.get_lines()]
+    assert labels == ["llm_pg/vector: greedy, protocol (n=3, IQM = mean)", "ppo/vector: greedy, protocol (n=3, IQM = mean)",
+                      "llm_zero_shot/vector: sampled, own policy (n=1, IQM = mean)"]
+    assert np.allclose(ax.get_lines()[1].get_ydata(), [0.2, 0.4])  # the greedy mode's returns, not normalized
+    assert not figures.log_steps([llm, pre_protocol])  # 32 and 32 steps: a linear axis
+    assert figures.learning_curve_figure("maze", [llm], {"llm_pg/vector": "C0"}, n_resamples=20).axes[0].get_xscale() == "linear"
+
+
+def test_compute_table_and_figure_read_the_recorded_compute_and_final_modes():
+    from paper import equal_budget
+
+    cells = compute_cells() + [select.Cell("dqn", "vector", "maze", (record(agent="dqn", env="maze"),))]
+    table = equal_budget.compute_table(cells, "maze", n_resamples=20).markdown()
+    # llm_pg: FLOPs 1e12, 2e12, 4e12; wall 10, 20, 30 s; final greedy 0.1, 0.2, 0.3 and sampled 0.3 over the ceiling 0.5
+    (llm_row,) = [line for line in table.splitlines() if line.startswith("| llm_pg ")]
+    assert llm_row.startswith("| llm_pg | vector | 3 | 32 | 2e+12 [1e+12, 4e+12] | 20.00 [10.00, 30.00] | 0.400 [0.200, ")
+    assert llm_row.endswith("] | 0.600 [0.600, 0.600] |")  # the bootstrap's upper bound depends on its resamples
+    assert "| ppo | vector | 3 | 3,200 | – | 6.000 [5.000, 7.000] | 0.800 [0.800, 0.800] | 0.900 [0.900, 0.900] |" in table
+    assert "1 cell(s) of maze were recorded before the protocol and are not shown: dqn/vector." in table
+    flops_panel, wall_panel = figures.protocol_compute_figure(cells, "maze", figures.paper_colors(cells), n_resamples=20).axes
+    points = lambda ax: np.array([c.lines[0].get_xydata()[0] for c in ax.containers])  # noqa: E731 (x, y) per mode and cell
+    assert np.allclose(points(flops_panel), [(2e12, 0.4), (2e12, 0.6)])  # the median seed's FLOPs; greedy, sampled
+    assert np.allclose(points(wall_panel), [(20.0, 0.4), (20.0, 0.6), (6.0, 0.8), (6.0, 0.9)])
+    assert equal_budget.compute_table(cells[2:], "maze", n_resamples=20) is None
+    assert figures.protocol_compute_figure(cells[2:], "maze", {}, n_resamples=20) is None
