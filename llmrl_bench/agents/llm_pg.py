@@ -45,7 +45,7 @@ from llmrl_bench.agents.llm_policy import (
     seeded_torch,
 )
 from llmrl_bench.agents.networks import mlp
-from llmrl_bench.llm.model import hold_frozen_weights_in
+from llmrl_bench.llm.model import hold_frozen_weights_in, return_freed_memory
 from llmrl_bench.llm.settings import resolve_autocast
 from llmrl_bench.agents.ppo_math import explained_variance, gae, ppo_diagnostics, ppo_losses
 
@@ -104,7 +104,7 @@ class LLMPGConfig:
     """Episodic exploration bonus: this reward is added, for training only, to every step whose
     next text observation is new in the episode (0: off). Logged returns stay the env's."""
     fast_path: bool = True
-    """``finetune=head``, ``action_mode=score``: the same algorithm, faster (docs/llm.md#speed).
+    """``finetune=head``, ``action_mode=score``: the same algorithm, faster (docs/llm_agents.md#speed).
     The frozen layers' output is kept per prompt for the whole run (the frozen weights held in the
     autocast dtype), and the trained layers run with eager attention, the last one only where its
     output is read. Equal to false's results to float rounding; false is the earlier path, kept for
@@ -351,6 +351,7 @@ class LLMPG:
             losses, entropy_loss = self._update(rollout, valid_index, prompt_index, actions, flat_sequences, logprobs,
                                                 advantages, returns)
             policy.weights_changed()
+            return_freed_memory()
 
             logged = {
                 "losses/policy_loss": losses.pg_loss.item(),

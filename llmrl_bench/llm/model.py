@@ -20,6 +20,8 @@ own copy.
 
 from __future__ import annotations
 
+import ctypes
+
 import importlib.metadata
 import importlib.util
 import logging
@@ -186,6 +188,27 @@ class LLMCounters:
             "llm_params": self.llm_params,
             "llm_seconds": self.llm_seconds,
         }
+
+
+def return_freed_memory() -> None:
+    """Give the C heap's free pages back to the OS (glibc ``malloc_trim``; a no-op elsewhere).
+
+    An ``llm_pg`` update frees several hundred MB of activations per minibatch; glibc keeps
+    such blocks in its heap once its mmap threshold has grown, so without a trim a run's
+    resident memory ratchets up by about 1.5 GB over its first updates.
+    """
+    global _LIBC
+    if _LIBC is None:
+        try:
+            _LIBC = ctypes.CDLL("libc.so.6")
+            _LIBC.malloc_trim  # noqa: B018  (raises AttributeError on a libc without it)
+        except (OSError, AttributeError):
+            _LIBC = False
+    if _LIBC:
+        _LIBC.malloc_trim(0)
+
+
+_LIBC: Any = None
 
 
 def hold_frozen_weights_in(model: torch.nn.Module, dtype: torch.dtype) -> int:
