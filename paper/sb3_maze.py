@@ -30,6 +30,8 @@ COLUMNS = tuple((split, mode) for split in (TRAIN_SPLIT, HELD_OUT) for mode in M
 SB3_NAMES = {"ppo": "PPO", "dqn": "DQN", "a2c": "A2C"}
 #: The first column: what each pair of rows compares.
 PAIRS = {"ppo": "PPO", "dqn": "DQN", "a2c": "REINFORCE / A2C"}
+#: A side *fails* when every seed stays below this share of the optimum on its training layouts in both modes.
+FAILED_BELOW = 0.05
 RECORD_KEYS = ("algo", "seed", "budget", "settings", "ours", "curve", "optimal_returns")
 
 
@@ -91,6 +93,15 @@ def _estimates(values: list[dict[tuple[str, str], float]], n_resamples: int) -> 
             for column in COLUMNS]
 
 
+def fails(values: list[dict[tuple[str, str], float]]) -> bool:
+    """Whether every seed's normalized training return is below ``FAILED_BELOW`` in both modes."""
+    return bool(values) and all(value[(TRAIN_SPLIT, mode)] < FAILED_BELOW for value in values for mode in MODES)
+
+
+def _failure_note(values: list[dict[tuple[str, str], float]]) -> str:
+    return f"; fails at these settings (every seed < {FAILED_BELOW} of the optimum, both modes)" if fails(values) else ""
+
+
 def _rows(algo: str, records: list[dict[str, Any]], ours: dict[str, RunResult], n_resamples: int) -> list[tuple[str, ...]]:
     """Our row and SB3's row for one algorithm."""
     budget = f"{records[0]['budget']:,}"
@@ -98,13 +109,14 @@ def _rows(algo: str, records: list[dict[str, Any]], ours: dict[str, RunResult], 
     found = [ours[record["ours"]["run_id"]] for record in records if record["ours"]["run_id"] in ours]
     our_values = [value for value in map(ours_normalized, found) if value is not None]
     missing = len(records) - len(our_values)
-    our_note = f"conf/hparams/{our_agent}_maze.yaml" + (f"; {missing} of our runs at these settings missing or without the protocol's modes "
-                                  "(python -m llmrl_bench -m experiment=sb3_maze)" if missing else "")
+    our_note = f"conf/hparams/{our_agent}_maze.yaml" + _failure_note(our_values) + (
+        f"; {missing} of our runs at these settings missing or without the protocol's modes "
+        "(python -m llmrl_bench -m experiment=sb3_maze)" if missing else "")
     sb3_values = [sb3_normalized(record) for record in records]
     return [
         (PAIRS[algo], f"ours ({our_agent})", str(len(our_values)), budget, *_estimates(our_values, n_resamples), our_note),
         (PAIRS[algo], f"SB3 {SB3_NAMES[algo]}", str(len(sb3_values)), budget, *_estimates(sb3_values, n_resamples),
-         records[0]["settings"]["differences"]),
+         records[0]["settings"]["differences"] + _failure_note(sb3_values)),
     ]
 
 

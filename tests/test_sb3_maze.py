@@ -137,6 +137,12 @@ def test_the_table_pairs_our_runs_with_sb3s_by_run_id(tmp_path):
     assert sb3_row[6] == "0.500 [0.500, 0.500]"  # held-out greedy: (0.25 / 0.5 + 0.5 / 1.0) / 2
 
 
+def test_a_side_fails_only_when_every_seed_stays_below_the_threshold_in_both_modes():
+    low = {(split, mode): 0.0 for split in ("train", "held_out") for mode in ("greedy", "sampled")}
+    assert table_module.fails([low, low]) and not table_module.fails([])
+    assert not table_module.fails([low, low | {("train", "sampled"): table_module.FAILED_BELOW}])
+
+
 def test_no_records_no_table_and_a_bad_record_is_named(tmp_path):
     assert table_module.sb3_maze_table([], tmp_path, 10) is None
     (tmp_path / "sb3_maze").mkdir()
