@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 from paper import checks, documents, equal_budget, figures, reproductions, sweeps, tables
+from paper.sb3_maze import sb3_maze_table
 from paper.select import DIRECT_REWARD, Cell, comparison_tasks, select_cells, training_reward
 from paper.settings import N_RESAMPLES, RANDOM_STATE
 
@@ -85,7 +86,8 @@ def _tables(report: BuildReport, usable, aggregates, matrices, n_resamples: int)
         out[tables.ACTION_MODES_TABLE] = tables.action_modes_table(usable, n_resamples)
     for table in (sweeps.levels_table(usable, n_resamples),
                   equal_budget.equal_budget_table(report.cells, PROTOCOL_ENV, n_resamples),
-                  equal_budget.compute_table(report.cells, PROTOCOL_ENV, n_resamples)):
+                  equal_budget.compute_table(report.cells, PROTOCOL_ENV, n_resamples),
+                  sb3_maze_table(usable, Path(report.results_dir), n_resamples)):
         if table is not None:
             out[table.name] = table
     return out

@@ -40,10 +40,13 @@ from llmrl_bench.runner import build_agent
 from llmrl_bench.agents.base import NullHooks
 from llmrl_bench.config import CONFIG_DIR
 from llmrl_bench.envs.base import EVAL_SEED_OFFSET
+from tests.conftest import load_experiment
 
 sb3 = pytest.importorskip("stable_baselines3")
 from stable_baselines3.common.callbacks import BaseCallback  # noqa: E402
 from stable_baselines3.common.env_util import make_vec_env  # noqa: E402
+
+SB3_MAZE = load_experiment("sb3_maze")  # the translation of our hyperparameters to SB3's arguments
 
 pytestmark = pytest.mark.benchmark(group="vs_sb3", min_rounds=1, warmup=False)
 
@@ -143,54 +146,12 @@ def cartpole_config(algo: str) -> tuple[dict, int]:
     return OmegaConf.to_container(merged), budget
 
 
-def linear(initial: float, anneal: bool):
-    """SB3's ``lin_<initial>`` schedule (RL Zoo), or a constant."""
-    return (lambda progress_remaining: progress_remaining * initial) if anneal else initial
-
-
 def sb3_model(algo: str, cfg: dict):
-    activation = {"tanh": torch.nn.Tanh, "relu": torch.nn.ReLU}[cfg["activation"]]
-    if algo == "ppo":
-        assert not cfg["normalize_obs"] and not cfg["normalize_reward"]
-        return sb3.PPO(
-            "MlpPolicy",
-            make_vec_env("CartPole-v1", n_envs=cfg["n_envs"], seed=SEED),
-            n_steps=cfg["n_steps"],
-            batch_size=cfg["batch_size"],
-            n_epochs=cfg["n_epochs"],
-            learning_rate=linear(cfg["learning_rate"], cfg["anneal_lr"]),
-            clip_range=linear(cfg["clip_range"], cfg["anneal_clip_range"]),
-            gamma=cfg["gamma"],
-            gae_lambda=cfg["gae_lambda"],
-            ent_coef=cfg["ent_coef"],
-            vf_coef=cfg["vf_coef"],
-            max_grad_norm=cfg["max_grad_norm"],
-            normalize_advantage=cfg["normalize_advantage"],
-            policy_kwargs={"net_arch": {"pi": cfg["net_arch"], "vf": cfg["net_arch"]}, "activation_fn": activation},
-            seed=SEED,
-            device="cpu",
-        )
-    assert cfg["loss"] == "huber" and not cfg["double_q"], "SB3's DQN has neither MSE loss nor double Q"
-    return sb3.DQN(
-        "MlpPolicy",
-        "CartPole-v1",
-        learning_rate=linear(cfg["learning_rate"], cfg["anneal_lr"]),
-        buffer_size=cfg["buffer_size"],
-        learning_starts=cfg["learning_starts"],
-        batch_size=cfg["batch_size"],
-        tau=cfg["tau"],
-        gamma=cfg["gamma"],
-        train_freq=cfg["train_freq"],
-        gradient_steps=cfg["gradient_steps"],
-        target_update_interval=cfg["target_update_interval"],
-        exploration_fraction=cfg["exploration_fraction"],
-        exploration_initial_eps=cfg["exploration_initial_eps"],
-        exploration_final_eps=cfg["exploration_final_eps"],
-        max_grad_norm=cfg["max_grad_norm"],
-        policy_kwargs={"net_arch": cfg["net_arch"], "activation_fn": activation},
-        seed=SEED,
-        device="cpu",
-    )
+    """SB3's model with our hyperparameters, translated as on the maze (``experiments/sb3_maze.py``)."""
+    assert not cfg.get("normalize_obs") and not cfg.get("normalize_reward"), "CartPole runs without VecNormalize"
+    env = make_vec_env("CartPole-v1", n_envs=cfg["n_envs"], seed=SEED) if algo == "ppo" else "CartPole-v1"
+    model_class = {"ppo": sb3.PPO, "dqn": sb3.DQN}[algo]
+    return model_class("MlpPolicy", env, **SB3_MAZE.sb3_arguments(algo, cfg), seed=SEED, device="cpu")
 
 
 def summary(clock: EvalClock, steps: int, act: Callable[[np.ndarray], np.ndarray]) -> dict:
