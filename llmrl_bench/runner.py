@@ -138,6 +138,8 @@ def _existing_metrics(this: Run) -> dict[str, Any] | None:
     if existing is None or this.cfg.overwrite:
         return None
     log.info("skip %s: result exists (overwrite=true re-runs it)", this.title)
+    # A kill between writing the result and removing the checkpoint leaves a stale one behind.
+    (this.dir / checkpoint.CHECKPOINT_FILE).unlink(missing_ok=True)
     return existing.metrics
 
 
