@@ -105,7 +105,7 @@ class RunHooks:
         self.next_eval += 1
         if self.next_eval == len(self.eval_steps) and self.policy_path is not None:
             self.agent.save(self.policy_path)  # the policy of the last curve point, not of later updates
-        self.progress.set_eval(point["train_return"])
+        self.progress.set_eval(point["train_return"], step)
         self.tracker.log(step, {
             "eval/train_return": point["train_return"],
             "eval/held_out_return": point["held_out_return"],

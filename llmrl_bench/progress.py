@@ -1,4 +1,5 @@
-"""A live progress line per run (steps, steps/s, latest evaluation return), only on a terminal.
+"""A live progress line per run (steps, steps/s, latest evaluation return) on a terminal; elsewhere
+(a sweep under ``nohup``, a cluster job) one log line per evaluation.
 
 In a sweep each worker owns one line (``position``), and each line says which job of how many it
 shows and an estimate of the whole sweep's remaining time.
@@ -7,6 +8,7 @@ shows and an estimate of the whole sweep's remaining time.
 from __future__ import annotations
 
 import fcntl
+import logging
 import sys
 import time
 from contextlib import contextmanager
@@ -15,6 +17,8 @@ from pathlib import Path
 from typing import Iterator
 
 from tqdm import tqdm
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -31,18 +35,21 @@ class SweepPosition:
 
 
 class RunProgress:
-    """tqdm bar over env steps; silent when stderr is not a terminal or ``enabled`` is false."""
+    """tqdm bar over env steps when stderr is a terminal, else a log line per evaluation; silent when ``enabled`` is false."""
 
     #: Steps between two bar updates, so the bar costs nothing per env step.
     UPDATE_EVERY = 512
 
     def __init__(self, title: str, total_steps: int, enabled: bool = True, position: SweepPosition | None = None):
         position = position or SweepPosition()
+        self.title = f"{position.label()}{title}"
+        self.total_steps = total_steps
+        self.logs = enabled and not sys.stderr.isatty()
         self.enabled = enabled and sys.stderr.isatty()
         self.shown = 0
         self.sweep_eta = position.sweep_eta_seconds
         self.bar = tqdm(
-            total=total_steps, desc=f"{position.label()}{title}", unit="step", dynamic_ncols=True,
+            total=total_steps, desc=self.title, unit="step", dynamic_ncols=True,
             position=position.line, leave=position.total <= 1,  # in a sweep the final table replaces the bars
         ) if self.enabled else None
         self.started = time.perf_counter()
@@ -52,7 +59,10 @@ class RunProgress:
             self.bar.update(global_step - self.shown)
             self.shown = global_step
 
-    def set_eval(self, eval_return: float) -> None:
+    def set_eval(self, eval_return: float, step: int) -> None:
+        if self.logs:
+            seconds = time.perf_counter() - self.started
+            log.info("%s: step %d/%d after %.0f s, evaluation return %.3g", self.title, step, self.total_steps, seconds, eval_return)
         if self.bar is not None:
             postfix = {"eval_return": f"{eval_return:.3g}"}
             if self.sweep_eta is not None:

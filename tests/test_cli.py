@@ -151,3 +151,17 @@ def test_torch_threads_is_part_of_the_identity_when_it_changes_results(make_conf
     first, second = loaded
     assert first.run_id != second.run_id or (first.metrics == second.metrics and first.curve == second.curve)
     assert {r.provenance["torch_threads"] for r in loaded} == {1, 2}
+
+
+def test_progress_logs_one_line_per_evaluation_off_a_terminal(caplog):
+    """Under nohup or a cluster job there is no bar: each evaluation logs step, budget and return."""
+    import logging
+
+    from llmrl_bench.progress import RunProgress, SweepPosition
+
+    assert not sys.stderr.isatty()  # pytest captures stderr
+    with caplog.at_level(logging.INFO, logger="llmrl_bench.progress"):
+        RunProgress("ppo/vector/maze/seed=0", 1000, position=SweepPosition(2, 5)).set_eval(0.25, 500)
+        RunProgress("quiet", 1000, enabled=False).set_eval(0.5, 500)
+    assert [record.getMessage().split(" after ")[0] for record in caplog.records] == ["job 2/5 ppo/vector/maze/seed=0: step 500/1000"]
+    assert caplog.records[0].getMessage().endswith("evaluation return 0.25")
