@@ -183,6 +183,22 @@ def test_frozen_weights_in_bf16_give_autocasts_bits():
     assert model.get_output_embeddings().weight.dtype == torch.bfloat16
 
 
+@pytest.mark.parametrize("autocast, held", [("bfloat16", torch.bfloat16), (None, torch.float32)])
+def test_frozen_policy_holds_its_weights_in_the_autocast_dtype_with_the_same_scores(autocast, held):
+    """A zero-shot policy's shared model keeps its linears in the autocast dtype; a private float32 copy scores alike."""
+    from llmrl_bench.agents.llm_policy import LLMConfig, LLMPolicy
+    from llmrl_bench.llm.model import count_parameters, load_model
+
+    llm = LLMConfig(model="tiny-random", device="cpu", autocast=autocast)
+    frozen = LLMPolicy(llm, ["go forward", "turn left"], [2, 0], "reach the goal", seed=0)
+    private = LLMPolicy(llm, ["go forward", "turn left"], [2, 0], "reach the goal", seed=0, trainable=True)
+    probabilities = frozen.action_probabilities(MAZE_OBSERVATIONS)
+    assert np.array_equal(probabilities, private.action_probabilities(MAZE_OBSERVATIONS))
+    assert frozen.model.get_output_embeddings().weight.dtype == held
+    assert private.model.get_output_embeddings().weight.dtype == torch.float32
+    assert count_parameters(frozen.model) == count_parameters(load_model("tiny-random", cached=False)[0])
+
+
 def test_frozen_states_are_kept_for_the_run_and_bounded():
     agent = tiny_pg(llm={"trained_layers": 1})
     agent._build()

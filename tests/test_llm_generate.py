@@ -84,6 +84,34 @@ def test_memoised_generation_equals_unmemoised(tiny):
     assert greedy.token_ids == decoder(tiny, None).generate(PROMPTS, memoised.max_new_tokens(ACTIONS), 1.0, None).token_ids
 
 
+def test_known_prompts_decode_new_branches_on_their_kept_kv_caches(tiny):
+    """A later call's draws that leave the memo's branches run only their prefix tokens, with the same result."""
+    memo = NextTokenMemo()
+    memoised = decoder(tiny, memo)
+    sample(memoised, 5)
+    assert list(memo.prompt_states) == list(dict.fromkeys(PROMPTS))
+    tokens = memoised.counters.llm_tokens
+    prompt_tokens = len(memoised._ids(PROMPTS[0]))
+    seeds = [seed for seed in range(6, 40) if sample(decoder(tiny, None), seed).token_ids != sample(decoder(tiny, None), 5).token_ids]
+    later = sample(memoised, seeds[0])
+    assert 0 < memoised.counters.llm_tokens - tokens < prompt_tokens  # no prompt ran again
+    plain = sample(decoder(tiny, None), seeds[0])
+    assert later.token_ids == plain.token_ids
+    torch.testing.assert_close(later.log_probs, plain.log_probs, rtol=0, atol=1e-5)
+
+
+def test_kept_kv_caches_stay_within_their_byte_limit(tiny):
+    memo = NextTokenMemo()
+    sample(decoder(tiny, memo), 5)
+    one = next(iter(memo.prompt_states.values())).nbytes
+    memo.clear()
+    memo.max_prompt_state_bytes = one
+    sample(decoder(tiny, memo), 5)
+    assert len(memo.prompt_states) == 1 and memo.prompt_state_bytes <= one
+    memo.clear()
+    assert not memo.prompt_states and memo.prompt_state_bytes == 0
+
+
 def naive_sequence_stats(tiny, prompt: str, ids: tuple[int, ...], temperature: float) -> tuple[float, float]:
     """Plain HF forward of prompt + ids: summed log-softmax(logits / T) at the ids, and summed entropies."""
     model, tokenizer = tiny

@@ -27,7 +27,9 @@ from llmrl_bench.agents.networks import seeded_torch
 from llmrl_bench.errors import ConfigError
 from llmrl_bench.llm.generation import INSTRUCTION, ActionGenerator, NextTokenMemo
 from llmrl_bench.llm.parsing import ParseStage, parse_action
-from llmrl_bench.llm.settings import ActionMode, InvalidAction, LLMRunConfig, autocast_context, autocast_name, check_model_config, check_wired
+from llmrl_bench.llm.settings import (
+    ActionMode, InvalidAction, LLMRunConfig, autocast_context, autocast_name, check_model_config, check_wired, resolve_autocast,
+)
 from llmrl_bench.representations.text import CARTPOLE_ACTION_NAMES, MINIGRID_ACTION_NAMES, NUM_NAVIGATION_ACTIONS
 
 #: ``llm.eval_sampling``: the evaluation generator's seed is the run's seed plus this.
@@ -169,7 +171,8 @@ class LLMPolicy:
         action_ids: the env action of each candidate.
         goal: the prompt's goal line (``""``: none).
         seed: seeds the sampling generator.
-        trainable: load a private copy of the weights (``load_model(cached=False)``).
+        trainable: load a private copy of the weights (``load_model(cached=False)``); else the
+            process-wide frozen one, its linears held in the autocast dtype.
     """
 
     def __init__(
@@ -206,10 +209,13 @@ class LLMPolicy:
         if self.model is not None:
             return
         from llmrl_bench.llm import ActionScorer, load_model
+        from llmrl_bench.llm.model import resolve_device
 
-        self.model, self.tokenizer = load_model(
-            self.llm.model, device=self.llm.device, dtype=self.llm.dtype, cached=not self.trainable
-        )
+        if self.trainable:
+            self.model, self.tokenizer = load_model(self.llm.model, device=self.llm.device, dtype=self.llm.dtype, cached=False)
+        else:  # every forward runs under self.compute(): hold the frozen weights in its dtype
+            frozen_in = resolve_autocast(self.llm.autocast, resolve_device(self.llm.device))
+            self.model, self.tokenizer = load_model(self.llm.model, device=self.llm.device, dtype=self.llm.dtype, frozen_in=frozen_in)
         self.scorer = ActionScorer(self.model, self.tokenizer)
 
     @property

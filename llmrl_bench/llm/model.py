@@ -31,7 +31,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 # Must precede any import of huggingface_hub, which reads it once at import.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -69,8 +69,16 @@ def _quiet_loading() -> None:
     transformers_logging.disable_progress_bar()
 
 
+def resolve_device(device: str) -> str:
+    """``llm.device``: ``auto`` is cuda when torch sees a CUDA device, else cpu."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
 def load_model(
-    name: str = DEFAULT_MODEL, device: str = "cpu", dtype: str = "float32", cached: bool = True
+    name: str = DEFAULT_MODEL, device: str = "cpu", dtype: str = "float32", cached: bool = True,
+    frozen_in: Optional[torch.dtype] = None,
 ) -> tuple[Any, Any]:
     """``(model, tokenizer)`` for ``llm.model=name``, in eval mode, on ``device``.
 
@@ -78,8 +86,11 @@ def load_model(
         name: ``smollm2-135m``, ``tiny-random``, a local model directory or a cached hub id.
         device: ``auto`` (cuda when available), ``cpu`` or ``cuda``.
         dtype: ``float32``, ``bfloat16`` or ``float16``.
-        cached: return the process-wide instance for ``(name, device, dtype)``. Pass
+        cached: return the process-wide instance for ``(name, device, dtype, frozen_in)``. Pass
             ``False`` when the weights will be trained, so other users keep theirs.
+        frozen_in: a frozen model (no gradients) whose every forward runs under
+            ``torch.autocast(dtype=frozen_in)``: its linears are held in that dtype
+            (:func:`hold_frozen_weights_in`: the same bits without a cast per call).
 
     Raises:
         ModelNotFoundError: one line naming the value and how to get the model.
@@ -89,11 +100,10 @@ def load_model(
         raise ValueError(f"llm.dtype={dtype!r} is not one of {sorted(DTYPES)}")
     if device not in DEVICES:
         raise ValueError(f"llm.device={device!r} is not one of {list(DEVICES)}")
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = resolve_device(device)
     if device == "cuda" and not torch.cuda.is_available():
         raise ValueError("llm.device='cuda' but torch sees no CUDA device; use llm.device=cpu or auto")
-    key = (name, device, dtype)
+    key = (name, device, dtype, frozen_in)
     if cached and key in _LOADED:
         return _LOADED[key]
     _quiet_loading()
@@ -105,6 +115,9 @@ def load_model(
         model, tokenizer = _load_pretrained(name, DTYPES[dtype])
     model.to(device)
     model.eval()
+    if frozen_in is not None:
+        model.requires_grad_(False)
+        hold_frozen_weights_in(model, frozen_in)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     if cached:
@@ -128,8 +141,12 @@ def smollm2_gguf_path() -> Path | None:
 
 
 def count_parameters(model: torch.nn.Module) -> int:
-    """Unique parameters (tied embeddings counted once)."""
-    return sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
+    """Unique parameters; tied embeddings counted once, also where the head holds its own copy (:func:`hold_frozen_weights_in`)."""
+    total = sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
+    head, embedding = model.get_output_embeddings(), model.get_input_embeddings()
+    if getattr(model.config, "tie_word_embeddings", False) and head.weight is not embedding.weight:
+        total -= head.weight.numel()
+    return total
 
 
 @dataclass

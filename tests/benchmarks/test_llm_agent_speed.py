@@ -8,7 +8,8 @@ process, on ``THREADS`` threads:
   scored from it (the benchmarked path, several rounds);
 - ``full_sequences``: ``llm.prefix_cache=false``, every prompt+action sequence on its own
   (``ActionScorer.score_full_sequences``), once;
-- ``prefix_shared_bf16``: the shared path under ``llm.autocast=bfloat16``, once.
+- ``prefix_shared_bf16``: the shared path under ``llm.autocast=bfloat16`` (the frozen model's
+  linears held in bf16, as ``llm.autocast=auto`` gives on this CPU), once.
 
 ``extra_info`` records env steps per second of each path, their ratio, and model FLOP
 utilisation (MFU): counted FLOP/s over the matmul peak measured here with a square
@@ -45,9 +46,9 @@ pytestmark = [
 
 
 def play(envs: RunEnvs, batched_steps: int, **llm) -> tuple[float, float, float]:
-    """(env steps, seconds, counted FLOPs) of a fresh zero-shot agent playing ``batched_steps`` steps."""
-    agent = build_agent("llm_zero_shot", envs, 0, n_envs=NUM_ENVS,
-                        llm={"model": "smollm2-135m", "device": "cpu", "score_cache": False, **llm})
+    """(env steps, seconds, counted FLOPs) of a fresh zero-shot agent playing ``batched_steps`` steps (float32 unless ``autocast``)."""
+    llm = {"model": "smollm2-135m", "device": "cpu", "score_cache": False, "autocast": None, **llm}
+    agent = build_agent("llm_zero_shot", envs, 0, n_envs=NUM_ENVS, llm=llm)
     agent.policy.ensure_loaded()  # the model is cached per process: loading is not timed
     start = time.perf_counter()
     agent.learn(envs, batched_steps * NUM_ENVS, NullHooks())
