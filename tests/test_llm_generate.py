@@ -283,3 +283,24 @@ def test_llm_pg_generate_resumes_bit_exact():
     for (name, value), other in zip(straight._trained_weights().items(), resumed._trained_weights().values()):
         assert torch.equal(value, other), name
     assert straight.policy.counts()["llm_parse_invalid"] == resumed.policy.counts()["llm_parse_invalid"]
+
+
+def test_llm_pg_generate_holds_its_frozen_weights_in_bf16_without_changing_a_bit(monkeypatch):
+    """finetune=head in generate mode: the frozen linears are stored in the autocast dtype; training ends bit-identical."""
+    import llmrl_bench.agents.llm_pg as llm_pg_module
+    from llmrl_bench.agents.base import NullHooks
+    from tests.test_llm_agents import maze_envs, tiny_pg
+
+    settings = {"llm": {"action_mode": "generate", "trained_layers": 1, "autocast": "bfloat16"}}
+    held = tiny_pg(seed=4, **settings)
+    held.learn(maze_envs(), 32, NullHooks())
+    assert held.policy.model.get_output_embeddings().weight.dtype == torch.bfloat16
+    monkeypatch.setattr(llm_pg_module, "hold_frozen_weights_in", lambda model, dtype: 0)
+    plain = tiny_pg(seed=4, **settings)
+    plain.learn(maze_envs(), 32, NullHooks())
+    assert plain.policy.model.get_output_embeddings().weight.dtype == torch.float32
+    for (name, value), other in zip(held._trained_weights().items(), plain._trained_weights().values()):
+        assert torch.equal(value, other), name
+    untrained = tiny_pg(seed=4, **settings)
+    untrained._build()
+    assert not all(torch.equal(a, b) for a, b in zip(held._trained_weights().values(), untrained._trained_weights().values()))

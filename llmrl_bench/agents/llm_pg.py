@@ -174,10 +174,11 @@ class LLMPG:
         elif finetune == FineTune.full:
             model.requires_grad_(True)
         model.eval()  # no dropout: the policy that collects is the policy that trains
-        if self._fast:
+        if self._fast or (finetune == FineTune.head and policy.generates):  # every forward runs under policy.compute()
             dtype = resolve_autocast(cfg.llm.autocast, policy.device)
             if dtype is not None:
                 hold_frozen_weights_in(model, dtype)
+        if self._fast:
             self.frozen = _FrozenStates(self)
             policy.score_function = self._scores
         self.llm_parameters = [p for p in model.parameters() if p.requires_grad]
