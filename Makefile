@@ -26,7 +26,7 @@ run: venv
 
 ## The test suite (exit code 5, "no tests collected", counts as a failure of set-up, not success).
 test: venv
-	$(PY) -m pytest tests --ignore=tests/benchmarks $(PYTEST_ARGS)
+	$(PY) -m pytest tests --ignore=tests/benchmarks --durations=15 $(PYTEST_ARGS)
 
 ## Speed benchmarks (pytest-benchmark), reported as ratios against baselines run in the same process.
 bench: venv
