@@ -100,6 +100,17 @@ def test_known_prompts_decode_new_branches_on_their_kept_kv_caches(tiny):
     torch.testing.assert_close(later.log_probs, plain.log_probs, rtol=0, atol=1e-5)
 
 
+def test_kept_kv_caches_serve_prompts_after_the_memo_is_emptied(tiny):
+    """A memo emptied at its byte limit keeps the prompts' caches: their first tokens come from those."""
+    memo = NextTokenMemo(max_bytes=1)  # every store empties the memo first
+    memoised = decoder(tiny, memo)
+    for seed in (5, 6, 7):
+        generated, plain = sample(memoised, seed), sample(decoder(tiny, None), seed)
+        assert generated.token_ids == plain.token_ids
+        torch.testing.assert_close(generated.log_probs, plain.log_probs, rtol=0, atol=1e-5)
+    assert len(memo.entries) <= 3 and len(memo.prompt_states) == 2
+
+
 def test_kept_kv_caches_stay_within_their_byte_limit(tiny):
     memo = NextTokenMemo()
     sample(decoder(tiny, memo), 5)

@@ -51,10 +51,12 @@ Key = tuple[str, tuple[int, ...]]
 
 @dataclass
 class PromptState:
-    """One prompt's KV cache under the current weights: per layer (kv_heads, tokens, head_dim) keys and values."""
+    """One prompt's KV cache under the current weights: per layer (kv_heads, tokens, head_dim) keys and values,
+    and the log-probabilities of the token after the prompt."""
 
     keys: list[torch.Tensor]
     values: list[torch.Tensor]
+    next_log_probs: torch.Tensor
 
     @property
     def length(self) -> int:
@@ -62,7 +64,7 @@ class PromptState:
 
     @property
     def nbytes(self) -> int:
-        return sum(t.numel() * t.element_size() for t in self.keys + self.values)
+        return sum(t.numel() * t.element_size() for t in self.keys + self.values + [self.next_log_probs])
 
 
 @dataclass
@@ -212,6 +214,10 @@ class ActionGenerator:
                 new_groups.append(self._extend(memo, group, children))
                 missing = [key for key in missing if key not in new_groups[-1].row_of]
         states = {prompt: memo.prompt_state(prompt) for prompt, _ in missing}
+        for key in [key for key in missing if not key[1] and states[key[0]] is not None]:  # the memo was emptied
+            found[key] = states[key[0]].next_log_probs
+            memo.store([key], found[key][None])
+        missing = [key for key in missing if key not in found]
         unseen = [prompt for prompt, state in states.items() if state is None]
         if unseen:
             new_groups.append(self._fresh(memo, unseen))
@@ -240,7 +246,7 @@ class ActionGenerator:
         for row, (prompt, ids) in enumerate(zip(prompts, sequences)):
             start = length - len(ids)
             state = PromptState([layer.keys[row, :, start:].clone() for layer in layers],
-                                [layer.values[row, :, start:].clone() for layer in layers])
+                                [layer.values[row, :, start:].clone() for layer in layers], group.log_probs[(prompt, ())])
             group.prompt_states[prompt] = state
             memo.add_prompt_state(prompt, state)
         return group
