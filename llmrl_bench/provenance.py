@@ -33,8 +33,24 @@ def git_commit() -> str | None:
     return commit + ("+dirty" if dirty else "")
 
 
+def reset_peak_memory() -> None:
+    """Count peak memory afresh from now (Linux: ``/proc/self/clear_refs``), so that a run in a sweep
+    worker, which runs job after job in one process, reports its own peak and not the worker's."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+
+
 def peak_memory_mb() -> float:
-    """Peak resident memory of this process (Linux reports ru_maxrss in KiB)."""
+    """Peak resident memory of this process since :func:`reset_peak_memory` (Linux ``VmHWM``), where
+    the OS offers no reset since the process started (``ru_maxrss``)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 

@@ -34,7 +34,7 @@ from llmrl_bench.errors import ConfigError, RunFailed
 from llmrl_bench.hooks import RunHooks
 from llmrl_bench.locking import run_lock
 from llmrl_bench.progress import RunProgress, SweepPosition
-from llmrl_bench.provenance import run_provenance, start_provenance
+from llmrl_bench.provenance import reset_peak_memory, run_provenance, start_provenance
 from llmrl_bench.representations.base import Representation
 from llmrl_bench.rewards import build_reward
 from llmrl_bench.run_envs import RunEnvs
@@ -147,6 +147,7 @@ def _train_and_record(this: Run) -> dict[str, Any]:
     cfg, labels = this.cfg, this.labels
     torch.set_num_threads(cfg.torch_threads)
     seed_everything(cfg.seed)
+    reset_peak_memory()  # a sweep worker runs job after job: provenance gives this run's own peak
     started_at = start_provenance(torch.get_num_threads())  # the code as it was when the run began
     tracker = make_tracker(
         cfg.logger, this.results_dir, name=f"{labels['agent']}-{labels['repr']}-{labels['env']}-s{labels['seed']}",

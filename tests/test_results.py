@@ -167,3 +167,20 @@ def test_result_files_name_the_training_split_as_the_suites_do():
     from llmrl_bench.envs.base import TRAIN
 
     assert results.TRAIN_SPLIT == TRAIN
+
+
+def test_peak_memory_counts_from_the_runs_start():
+    """A sweep worker runs job after job in one process: each run reports its own peak, not the worker's."""
+    from pathlib import Path
+
+    import numpy as np
+
+    from llmrl_bench.provenance import peak_memory_mb, reset_peak_memory
+
+    if not Path("/proc/self/clear_refs").exists():
+        pytest.skip("no /proc/self/clear_refs: the OS cannot reset the peak")
+    block = np.ones(300 * 2**20 // 8)  # 300 MB, touched
+    worker_peak = peak_memory_mb()
+    del block
+    reset_peak_memory()
+    assert peak_memory_mb() < worker_peak - 200
