@@ -1,4 +1,5 @@
-"""Issue 15's maze table: IQM [95% CI] over seeds of the final training return / the optimal return.
+"""Issue 15's maze table: IQM [95% CI] over seeds of the final training return / the optimal return
+(the run's own evaluation policy, argmax for the classic agents; and the protocol's sampled mode where recorded).
 
 Reads every completed ``result.json`` under the given directories (runs on ``env=maze`` with 7x7
 training layouts), groups them by agent, budget and agent config, and divides each run's final
@@ -32,7 +33,7 @@ TARGETS = {"ppo": 0.95, "dqn": 0.90, "q_learning": 0.90, "reinforce": 0.70}
 def main(directories: list[str]) -> None:
     layouts = maze_layouts(MAZE_SIZE, "train", 32, 16)
     optimal = optimal_returns(layouts)
-    groups: dict[tuple, list[tuple[int, float, float]]] = defaultdict(list)
+    groups: dict[tuple, list[tuple[int, float, float, float]]] = defaultdict(list)
     for directory in directories:
         for path in sorted(Path(directory).glob("**/result.json")):
             record = json.loads(path.read_text())
@@ -43,18 +44,24 @@ def main(directories: list[str]) -> None:
             ceiling = optimal[[(EVAL_SEED_OFFSET + i) % len(layouts) for i in range(episodes)]].mean()
             key = (record["agent"], config["budget"]["env_steps"], json.dumps(config["agent"], sort_keys=True))
             share = record["metrics"]["cumulative_reward"] / ceiling
-            groups[key].append((record["seed"], share, record["provenance"]["wall_seconds"]))
-    print("| agent | budget | seeds | IQM [95% CI] of return / optimal | seeds >= target | wall per run |")
-    print("| --- | ---: | ---: | --- | --- | ---: |")
+            modes = record["curve"][-1].get("modes")  # the evaluation protocol's (docs/metrics.md); NaN before it
+            sampled = modes["sampled"]["train"] / ceiling if modes else float("nan")
+            groups[key].append((record["seed"], share, sampled, record["provenance"]["wall_seconds"]))
+    print("| agent | budget | seeds | IQM [95% CI] of return / optimal | seeds >= target | sampled: IQM [95% CI] | wall per run |")
+    print("| --- | ---: | ---: | --- | --- | --- | ---: |")
     for (agent, budget, config), runs in sorted(groups.items()):
-        shares = np.array([share for _, share, _ in runs])
+        shares, sampled = (np.array([run[column] for run in runs]) for column in (1, 2))
         estimate = stats.stratified_bootstrap_ci(shares[:, None], stats.iqm)
+        sampled_text = "–"
+        if np.isfinite(sampled).all():
+            sampled_estimate = stats.stratified_bootstrap_ci(sampled[:, None], stats.iqm)
+            sampled_text = f"{sampled_estimate.point:.3f} [{sampled_estimate.low:.3f}, {sampled_estimate.high:.3f}]"
         target = TARGETS.get(agent, float("nan"))
         print(
             f"| {agent} | {budget:,} | {len(runs)} | {estimate.point:.3f} [{estimate.low:.3f}, {estimate.high:.3f}] | "
-            f"{int((shares >= target).sum())} of {len(runs)} >= {target} | {np.mean([w for _, _, w in runs]):.0f} s |"
+            f"{int((shares >= target).sum())} of {len(runs)} >= {target} | {sampled_text} | {np.mean([run[3] for run in runs]):.0f} s |"
         )
-        print(f"<!-- {agent} seeds {[seed for seed, _, _ in runs]}: {np.round(shares, 3).tolist()}; {config} -->")
+        print(f"<!-- {agent} seeds {[run[0] for run in runs]}: {np.round(shares, 3).tolist()}; sampled {np.round(sampled, 3).tolist()}; {config} -->")
 
 
 if __name__ == "__main__":
