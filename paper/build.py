@@ -82,7 +82,7 @@ def _tables(report: BuildReport, usable, aggregates, matrices, n_resamples: int)
         out[table.name] = tables.reproduction_table(table, rows, published.source)
     if len(direct) < len(usable):
         out["rewards"] = tables.rewards_table(usable, n_resamples)
-    if tables.has_generate_runs(usable):
+    if tables.has_action_mode_runs(usable):
         out[tables.ACTION_MODES_TABLE] = tables.action_modes_table(usable, n_resamples)
     for table in (sweeps.levels_table(usable, n_resamples),
                   equal_budget.equal_budget_table(report.cells, PROTOCOL_ENV, n_resamples),

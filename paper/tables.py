@@ -258,18 +258,18 @@ ACTION_MODES_TABLE = "maze_llm_actions"
 
 
 def action_mode(run: RunResult) -> str:
-    """``score`` or ``generate``: how an LLM agent run chose actions (runs from before the option: score)."""
+    """``score``, ``generate`` or ``constrained``: how an LLM agent run chose actions (runs from before the option: score)."""
     return (run.config.get("agent", {}).get("llm") or {}).get("action_mode", "score")
 
 
-def has_generate_runs(results: Sequence[RunResult]) -> bool:
-    """Whether the action-mode table has something to compare: a generate-mode run of its sweeps."""
-    return any(r.sweep in ACTION_MODE_SWEEPS and action_mode(r) == "generate" for r in results)
+def has_action_mode_runs(results: Sequence[RunResult]) -> bool:
+    """Whether the action-mode table has something to compare: a run of its sweeps in a mode other than score."""
+    return any(r.sweep in ACTION_MODE_SWEEPS and action_mode(r) != "score" for r in results)
 
 
 def action_modes_table(results: Sequence[RunResult], n_resamples: int) -> Table:
-    """LLM agents on the maze, actions by scoring against by generation: IQM [CI] over seeds of the final
-    training and held-out returns, and of the invalid-action rate (0 by construction when scoring)."""
+    """LLM agents on the maze, actions by scoring, by generation and by constrained decoding: IQM [CI] over seeds of
+    the final training and held-out returns, and of the invalid-action rate (0 by construction unless generating)."""
     groups: dict[tuple[str, str, str], list[RunResult]] = {}
     for run in results:
         if run.sweep in ACTION_MODE_SWEEPS and run.agent.startswith("llm_"):
@@ -287,11 +287,11 @@ def action_modes_table(results: Sequence[RunResult], n_resamples: int) -> Table:
         rows.append((env, agent, mode, fmt_seeds([run.seed for run in runs]),
                      str(runs[0].config.get("budget", {}).get("env_steps", "–")),
                      iqm([f["train_return"][-1] for f in finals]), iqm([f["held_out_return"][-1] for f in finals]),
-                     *(("0 (scored)",) * 2 if mode == "score" else (iqm(invalid), iqm(evaluation)))))
+                     *((f"0 ({mode})",) * 2 if mode != "generate" else (iqm(invalid), iqm(evaluation)))))
     header = ("env", "agent", "action mode", "seeds", "env steps", "final return ↑", "final held-out return ↑",
               "invalid actions (all) ↓", "invalid actions (eval) ↓")
-    caption = (f"LLM actions by scoring the listed actions (GLAM) against generating one (parsed; an invalid "
-               f"output acts llm.invalid_action's fallback): IQM over seeds [{CI}] of the final evaluation's "
+    caption = (f"LLM actions by scoring the listed actions (GLAM), by generating one (parsed; an invalid "
+               f"output acts llm.invalid_action's fallback) and by decoding constrained to the listed actions: IQM over seeds [{CI}] of the final evaluation's "
                "return on the training and held-out mazes, and of the fraction of actions whose output named "
                "no listed action, over all steps and over evaluation steps (docs/llm_agents.md#action-modes).")
     return Table(ACTION_MODES_TABLE, caption, header, tuple(rows), "lll" + "r" * 6)

@@ -235,7 +235,7 @@ def test_action_modes_table_compares_the_modes_per_agent():
 
     loaded, _ = results.load_results(Path(__file__).resolve().parent.parent / "results" / "reference")
     scored = [run for run in loaded if run.sweep == "maze_llm"]  # score mode, both agents
-    assert {run.agent for run in scored} == {"llm_pg", "llm_zero_shot"} and not tables.has_generate_runs(scored)
+    assert {run.agent for run in scored} == {"llm_pg", "llm_zero_shot"} and not tables.has_action_mode_runs(scored)
     generated = []
     for run in scored:
         copied = copy.deepcopy(run)
@@ -243,14 +243,19 @@ def test_action_modes_table_compares_the_modes_per_agent():
         copied.config["agent"]["llm"]["action_mode"] = "generate"
         copied.provenance |= {"llm_invalid_action_rate": 0.5, "llm_eval_invalid_action_rate": 0.25}
         generated.append(copied)
-    assert tables.has_generate_runs(scored + generated)
+        if run.agent == "llm_zero_shot":
+            constrained = copy.deepcopy(copied)
+            constrained.config["agent"]["llm"]["action_mode"] = "constrained"
+            generated.append(constrained)
+    assert tables.has_action_mode_runs(scored + generated)
     table = tables.action_modes_table(scored + generated, n_resamples=200)
-    assert [row[1:3] for row in table.rows] == [("llm_pg", "generate"), ("llm_pg", "score"),
+    assert [row[1:3] for row in table.rows] == [("llm_pg", "generate"), ("llm_pg", "score"), ("llm_zero_shot", "constrained"),
                                                 ("llm_zero_shot", "generate"), ("llm_zero_shot", "score")]
     by_mode = {row[1:3]: row for row in table.rows}
     assert by_mode[("llm_pg", "generate")][5] == by_mode[("llm_pg", "score")][5]  # same returns copied
     assert by_mode[("llm_pg", "generate")][7].startswith("0.500") and by_mode[("llm_pg", "generate")][8].startswith("0.250")
-    assert by_mode[("llm_pg", "score")][7:] == ("0 (scored)", "0 (scored)")
+    assert by_mode[("llm_pg", "score")][7:] == ("0 (score)", "0 (score)")
+    assert by_mode[("llm_zero_shot", "constrained")][7:] == ("0 (constrained)", "0 (constrained)")
 
 
 class _StateAt:

@@ -157,7 +157,8 @@ class LLMPG:
 
                 lora = LoraConfig(r=cfg.llm.lora_rank, lora_alpha=cfg.llm.lora_alpha, lora_dropout=0.0, target_modules="all-linear")
                 policy.model = get_peft_model(policy.model, lora)
-                policy.scorer = ActionScorer(policy.model, policy.tokenizer, counters=policy.scorer.counters)
+                policy.scorer = ActionScorer(policy.model, policy.tokenizer, counters=policy.scorer.counters,
+                                             constrained=policy.scorer.constrained)
             hidden_size = policy.scorer.decoder.embed_tokens.embedding_dim
             # Near-zero initial values: with sparse rewards the first advantages are then near zero, not noise.
             self.value_head = mlp(hidden_size, cfg.value_net_arch, 1, "tanh", orthogonal_init=True, out_gain=0.01)

@@ -148,6 +148,9 @@ def check_llm_config(llm: LLMConfig, key: str = "agent.llm") -> None:
     if llm.invalid_action == InvalidAction.noop_penalty and llm.format_penalty <= 0:
         raise ConfigError("llm.invalid_action=noop_penalty needs llm.format_penalty > 0 (e.g. 0.1, RAGEN's), got "
                           f"{llm.format_penalty}")
+    if llm.action_mode == ActionMode.constrained and not llm.prefix_cache:
+        raise ConfigError(f"llm.action_mode=constrained needs {key}.prefix_cache=true (its scores come from the shared-prefix "
+                          "forward), got false")
     if llm.eval_sampling and llm.temperature <= 0:
         raise ConfigError(f"{key}.eval_sampling=true needs {key}.temperature > 0, got {llm.temperature}")
 
@@ -157,6 +160,13 @@ def checked_llm_config(cfg: Any) -> LLMConfig:
     check_wired(cfg.agent.llm, cfg.get("llm"), "agent")
     llm = as_llm_config(cfg.agent.llm)
     check_llm_config(llm)
+    actions = list(cfg.agent.get("actions") or [])
+    if llm.action_mode == ActionMode.constrained:
+        for action in actions:
+            longer = next((other for other in actions if other != action and other.startswith(action)), None)
+            if longer is not None or actions.count(action) > 1:
+                raise ConfigError(f"llm.action_mode=constrained: agent.actions lists {action!r} and {longer or action!r}; "
+                                  "constrained decoding needs actions that do not start one another")
     return llm
 
 
@@ -216,7 +226,7 @@ class LLMPolicy:
         else:  # every forward runs under self.compute(): hold the frozen weights in its dtype
             frozen_in = resolve_autocast(self.llm.autocast, resolve_device(self.llm.device))
             self.model, self.tokenizer = load_model(self.llm.model, device=self.llm.device, dtype=self.llm.dtype, frozen_in=frozen_in)
-        self.scorer = ActionScorer(self.model, self.tokenizer)
+        self.scorer = ActionScorer(self.model, self.tokenizer, constrained=self.llm.action_mode == ActionMode.constrained)
 
     @property
     def device(self) -> torch.device:

@@ -99,6 +99,11 @@ class ScoringBatch:
     num_candidates: int
     num_tokens: int
     """Real (non-pad) tokens in the batch."""
+    target_allowed: Optional[torch.Tensor] = None
+    """Constrained scoring only: (n, k) the token ids that continue some candidate of the same
+    prompt where each candidate token is predicted (its own among them), padded."""
+    target_allowed_mask: Optional[torch.Tensor] = None
+    """(n, k) which entries of ``target_allowed`` are real."""
 
     @property
     def batch_size(self) -> int:
@@ -130,6 +135,11 @@ class ActionScorer:
         tokenizer: its tokenizer.
         counters: compute counters to add to; new ones if None.
         candidate_prefix: text put before every candidate before tokenizing it.
+        constrained: score as constrained decoding over the candidates does: each token's
+            probability renormalised over the tokens that continue some candidate of the same
+            prompt (a prefix tree), so the candidates' probabilities sum to 1
+            (``llm.action_mode=constrained``, docs/llm_agents.md#action-modes). Default: the
+            full-vocabulary log-probabilities (GLAM's scores).
     """
 
     def __init__(
@@ -138,8 +148,10 @@ class ActionScorer:
         tokenizer: Any,
         counters: LLMCounters | None = None,
         candidate_prefix: str = " ",
+        constrained: bool = False,
     ) -> None:
         self.model = model
+        self.constrained = constrained
         self.tokenizer = tokenizer
         self.decoder = decoder_of(model)
         self.lm_head = model.get_output_embeddings()
@@ -184,7 +196,8 @@ class ActionScorer:
 
     def encode_ids(self, prompts: Sequence[str], candidate_ids: list[list[list[int]]]) -> ScoringBatch:
         """:meth:`encode` with the candidates as token ids (e.g. generated ones), one equal-length list per prompt."""
-        return _pack(self._prompt_ids(prompts), candidate_ids, self.tokenizer.pad_token_id, self.dtype, self.device)
+        return _pack(self._prompt_ids(prompts), candidate_ids, self.tokenizer.pad_token_id, self.dtype, self.device,
+                     self.constrained)
 
     def forward(self, batch: ScoringBatch, temperature: float = 1.0, token_stats: bool = False) -> ScoreOutput:
         """Scores of a packed batch through all layers (grad follows the caller's mode).
@@ -311,6 +324,17 @@ class ActionScorer:
         def per_candidate(token_values: torch.Tensor) -> torch.Tensor:
             total = torch.zeros(shape[0] * shape[1], dtype=torch.float32, device=hidden.device)
             return total.index_add(0, batch.target_owners, token_values).view(shape)
+
+        if batch.target_allowed is not None:
+            if token_stats:
+                raise ValueError("token_stats are generate mode's; constrained scoring has none")
+            # Each token's log-probability among the tokens that continue some candidate of its prompt.
+            allowed = logits[batch.target_sources[:, None], batch.target_allowed]
+            log_norm = allowed.masked_fill(~batch.target_allowed_mask, float("-inf")).logsumexp(-1)
+            return ScoreOutput(
+                per_candidate(logits[batch.target_sources, batch.target_ids] - log_norm),
+                self.decoder.norm(hidden[:, batch.prompt_last - first_column]),
+            )
 
         if first_column and not token_stats:
             # Only the targets' log-probs: one logsumexp instead of a full log_softmax (and its backward).
@@ -445,8 +469,10 @@ def _pack(
     pad_id: int,
     dtype: torch.dtype,
     device: torch.device,
+    constrained: bool = False,
 ) -> ScoringBatch:
-    """The packed layout, tree mask and logit gather indices of :class:`ScoringBatch`."""
+    """The packed layout, tree mask and logit gather indices of :class:`ScoringBatch` (``constrained``: also
+    each candidate token's allowed tokens)."""
     batch_size, num_candidates = len(prompt_ids), len(candidate_ids[0])
     prompt_width = max(len(p) for p in prompt_ids)
     if min(len(p) for p in prompt_ids) == 0:
@@ -496,6 +522,7 @@ def _pack(
     def as_tensor(values: list[int]) -> torch.Tensor:
         return torch.tensor(values, dtype=torch.long, device=device)
 
+    allowed, allowed_mask = _allowed_tokens(candidate_ids, device) if constrained else (None, None)
     return ScoringBatch(
         input_ids=input_ids.to(device),
         position_ids=position_ids.to(device),
@@ -508,4 +535,32 @@ def _pack(
         target_owners=as_tensor(target_owners),
         num_candidates=num_candidates,
         num_tokens=int((segments >= 0).sum()),
+        target_allowed=allowed,
+        target_allowed_mask=allowed_mask,
     )
+
+
+def _allowed_tokens(candidate_ids: list[list[list[int]]], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per candidate token, in :func:`_pack`'s target order: the ids that continue some candidate of its prompt
+    after the same prefix, as a padded (n, k) tensor and its mask. Constrained decoding over a set of strings
+    needs no string to be a token prefix of another (it would need an end-of-action token) and no two equal."""
+    rows: list[list[int]] = []
+    for row in candidate_ids:
+        sequences = [tuple(candidate) for candidate in row]
+        for first, sequence in enumerate(sequences):
+            for other in sequences[first + 1 :]:
+                shorter, longer = sorted((sequence, other), key=len)
+                if longer[: len(shorter)] == shorter:
+                    raise ValueError(f"constrained scoring: candidate tokens {list(shorter)} equal or start {list(longer)}; "
+                                     "every listed action must tokenize to a sequence no other one starts with")
+        continuations: dict[tuple[int, ...], list[int]] = {}
+        for sequence in sequences:
+            for t, token in enumerate(sequence):
+                following = continuations.setdefault(sequence[:t], [])
+                if token not in following:
+                    following.append(token)
+        rows.extend(continuations[sequence[:t]] for sequence in sequences for t in range(len(sequence)))
+    width = max(map(len, rows))
+    allowed = torch.tensor([row + [row[0]] * (width - len(row)) for row in rows], dtype=torch.long)
+    mask = torch.tensor([[True] * len(row) + [False] * (width - len(row)) for row in rows])
+    return allowed.to(device), mask.to(device)

@@ -51,6 +51,10 @@ class ActionMode(str, Enum):
     """GLAM: a softmax over each listed action's summed token log-probabilities."""
     generate = "generate"
     """BALROG/SmartPlay: the model writes an action, a parser maps it to a listed one."""
+    constrained = "constrained"
+    """Constrained decoding over the listed actions: each token's probability renormalised over the
+    tokens that continue some listed action, an action's probability the product (computed exactly
+    from one scoring forward, no decoding loop)."""
 
 
 class InvalidAction(str, Enum):
@@ -70,7 +74,8 @@ class LLMRunConfig(LLMModelConfig):
     """The top-level ``llm`` node: the model settings plus how the LLM agents act (agents only)."""
 
     action_mode: ActionMode = ActionMode.score
-    """``score`` (GLAM scores of the listed actions) or ``generate`` (generated text, parsed)."""
+    """``score`` (GLAM scores of the listed actions), ``generate`` (generated text, parsed) or
+    ``constrained`` (decoding restricted to the listed actions)."""
     invalid_action: InvalidAction = InvalidAction.default
     """``generate``: ``default``, ``noop_penalty`` or ``resample`` (see :class:`InvalidAction`)."""
     format_penalty: float = 0.0
