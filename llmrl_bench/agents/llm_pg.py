@@ -45,7 +45,7 @@ from llmrl_bench.agents.llm_policy import (
     seeded_torch,
 )
 from llmrl_bench.agents.networks import mlp
-from llmrl_bench.llm.model import hold_frozen_weights_in, return_freed_memory
+from llmrl_bench.llm.model import hold_frozen_weights_in, map_large_blocks, return_freed_memory
 from llmrl_bench.llm.settings import resolve_autocast
 from llmrl_bench.agents.ppo_math import explained_variance, gae, ppo_diagnostics, ppo_losses
 
@@ -56,7 +56,7 @@ class LLMPGConfig:
     """PPO on an LLM policy; defaults are for the CPU (``finetune=head``, small rollouts)."""
 
     #: Options added after the committed results, at the value that reproduces them (registry.identity_view).
-    IDENTITY_NEUTRAL: ClassVar[dict] = {**LLM_IDENTITY_NEUTRAL, "fast_path": False}
+    IDENTITY_NEUTRAL: ClassVar[dict] = {**LLM_IDENTITY_NEUTRAL, "fast_path": False, "low_memory": False}
     _target_: str = "llmrl_bench.agents.llm_pg.LLMPG"
     llm: LLMConfig = field(default_factory=LLMConfig)
     """The language model, the policy temperature and what trains (``finetune``)."""
@@ -109,6 +109,13 @@ class LLMPGConfig:
     autocast dtype), and the trained layers run with eager attention, the last one only where its
     output is read. Equal to false's results to float rounding; false is the earlier path, kept for
     the speed benchmark (``tests/benchmarks/test_llm_pg_speed.py``)."""
+    low_memory: bool = False
+    """Trade time for memory, with the same numbers bit for bit (true still gets its own run_id, as
+    every non-default setting does): the fast path keeps only the trained layers' and the head's
+    inputs for the backward pass and recomputes the rest there (activation checkpointing), and the
+    process serves every block of 1 MiB or more from its own mapping, so freed activations leave
+    at once (``llm.model.map_large_blocks``; process-wide, it stays for later runs of a sweep
+    worker). Measured in docs/llm_agents.md#memory."""
 
 
 class LLMPG:
@@ -147,6 +154,8 @@ class LLMPG:
         if self.value_head is not None:
             return
         cfg, policy = self.config, self.policy
+        if cfg.low_memory:
+            map_large_blocks()
         policy.ensure_loaded()
         finetune = cfg.llm.finetune
         with seeded_torch(self.seed):
@@ -222,7 +231,7 @@ class LLMPG:
                     lower = scorer.forward_lower(batch, k)
                 else:
                     lower = _repack(lower_rows, batch.input_ids.shape[1])
-                output = scorer.forward_upper(batch, lower, k, needed_only=self._fast)
+                output = scorer.forward_upper(batch, lower, k, needed_only=self._fast, recompute=self.config.low_memory)
                 if keep_lower and self._fast:
                     kept = lower_rows
                 elif keep_lower:

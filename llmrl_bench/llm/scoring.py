@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
 import torch
+from torch.utils.checkpoint import checkpoint
 
 from llmrl_bench.llm.model import LLMCounters, decoder_of
 
@@ -227,7 +228,7 @@ class ActionScorer:
 
     def forward_upper(
         self, batch: ScoringBatch, lower_hidden: torch.Tensor, num_upper_layers: int,
-        temperature: float = 1.0, token_stats: bool = False, needed_only: bool = False,
+        temperature: float = 1.0, token_stats: bool = False, needed_only: bool = False, recompute: bool = False,
     ) -> ScoreOutput:
         """Scores from :meth:`forward_lower`'s output through the top ``num_upper_layers`` layers.
 
@@ -235,6 +236,9 @@ class ActionScorer:
         ``needed_only``: run the layers with :func:`decoder_layer` (eager attention, much faster
         backward on CPU than SDPA's) and the last layer only at the columns whose output is
         read, from the last prompt token on; the other columns still give their keys and values.
+        ``recompute`` (with ``needed_only``): keep only each trained layer's and the head's input for the
+        backward pass and recompute the rest there (activation checkpointing, Chen et al. 2016): less
+        memory, one more forward of the top layers, the same scores and gradients bit for bit.
         """
         split = self._split(num_upper_layers)
         start = time.perf_counter()
@@ -246,10 +250,19 @@ class ActionScorer:
             return output
         hidden = lower_hidden
         cos, sin = self.decoder.rotary_emb(hidden, batch.position_ids)
+        recompute = recompute and torch.is_grad_enabled()
         for index in range(split, self.num_layers):
             first_query = batch.prompt_last if index == self.num_layers - 1 else 0
-            hidden = decoder_layer(self.decoder.layers[index], hidden, batch.attention_mask, cos, sin, first_query)
-        output = self._head(hidden, batch, temperature, token_stats, first_column=batch.prompt_last)
+            layer = self.decoder.layers[index]
+            if recompute:
+                hidden = checkpoint(decoder_layer, layer, hidden, batch.attention_mask, cos, sin, first_query, use_reentrant=False)
+            else:
+                hidden = decoder_layer(layer, hidden, batch.attention_mask, cos, sin, first_query)
+        if recompute:
+            scores, prompt_hidden = checkpoint(self._head_tensors, hidden, batch, temperature, use_reentrant=False)
+            output = ScoreOutput(scores, prompt_hidden)
+        else:
+            output = self._head(hidden, batch, temperature, token_stats, first_column=batch.prompt_last)
         tracked = output.scores.requires_grad
         read_columns = batch.batch_size * (batch.input_ids.shape[1] - batch.prompt_last)
         self._count(batch, self.num_layers - split - 1, start, logits=True, new_tokens=False, backward=tracked)
@@ -310,6 +323,11 @@ class ActionScorer:
             if isinstance(hidden, tuple):  # transformers < 4.54 layers return tuples
                 hidden = hidden[0]
         return hidden
+
+    def _head_tensors(self, hidden: torch.Tensor, batch: ScoringBatch, temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`_head` of :meth:`forward_upper`'s ``needed_only`` output as a tuple (what ``checkpoint`` recomputes)."""
+        output = self._head(hidden, batch, temperature, first_column=batch.prompt_last)
+        return output.scores, output.prompt_hidden
 
     def _head(
         self, hidden: torch.Tensor, batch: ScoringBatch, temperature: float = 1.0, token_stats: bool = False,
