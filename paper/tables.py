@@ -10,7 +10,7 @@ import numpy as np
 from llmrl_bench import metrics, stats
 from llmrl_bench.metrics import HEADLINE_METRICS, METRICS
 from llmrl_bench.results import TRAIN_SPLIT, RunResult
-from paper import reproductions
+from paper import equal_budget, reproductions
 from paper.formatting import Table, fmt, fmt_estimate, fmt_published, fmt_seeds
 from paper.select import Cell, ScoreMatrices
 from paper.settings import AGGREGATES, CONFIDENCE, IQM_IS_MEAN, MIN_DEFINED_FRACTION, RANDOM_STATE
@@ -278,6 +278,11 @@ def action_modes_table(results: Sequence[RunResult], n_resamples: int) -> Table:
     def iqm(values: list[float]) -> str:
         return fmt_estimate(stats.iqm_across_seeds(np.asarray(values, float), CONFIDENCE, n_resamples, RANDOM_STATE))
 
+    def protocol(runs: list[RunResult], evaluation_mode: str) -> str:
+        if not all(equal_budget.follows_protocol(run) for run in runs):
+            return "–"
+        return iqm([equal_budget.normalized_curve(run, evaluation_mode)[1][-1] for run in runs])
+
     rows = []
     for (env, agent, mode), runs in sorted(groups.items()):
         runs = sorted(runs, key=lambda run: run.seed)
@@ -286,12 +291,15 @@ def action_modes_table(results: Sequence[RunResult], n_resamples: int) -> Table:
         evaluation = [run.provenance.get("llm_eval_invalid_action_rate") for run in runs]
         rows.append((env, agent, mode, fmt_seeds([run.seed for run in runs]),
                      str(runs[0].config.get("budget", {}).get("env_steps", "–")),
+                     protocol(runs, "greedy"), protocol(runs, "sampled"),
                      iqm([f["train_return"][-1] for f in finals]), iqm([f["held_out_return"][-1] for f in finals]),
                      *((f"0 ({mode})",) * 2 if mode != "generate" else (iqm(invalid), iqm(evaluation)))))
-    header = ("env", "agent", "action mode", "seeds", "env steps", "final return ↑", "final held-out return ↑",
-              "invalid actions (all) ↓", "invalid actions (eval) ↓")
+    header = ("env", "agent", "action mode", "seeds", "env steps", "greedy, normalized ↑", "sampled, normalized ↑",
+              "final return ↑", "final held-out return ↑", "invalid actions (all) ↓", "invalid actions (eval) ↓")
     caption = (f"LLM actions by scoring the listed actions (GLAM), by generating one (parsed; an invalid "
-               f"output acts llm.invalid_action's fallback) and by decoding constrained to the listed actions: IQM over seeds [{CI}] of the final evaluation's "
+               f"output acts llm.invalid_action's fallback) and by decoding constrained to the listed actions: IQM over seeds [{CI}] of the final evaluation "
+               "under the protocol in both modes (training split, return / exact optimum; greedy: argmax, sampled: a draw "
+               "from the policy; – : a run recorded before the protocol), of the agent's own evaluation policy's raw "
                "return on the training and held-out mazes, and of the fraction of actions whose output named "
                "no listed action, over all steps and over evaluation steps (docs/llm_agents.md#action-modes).")
-    return Table(ACTION_MODES_TABLE, caption, header, tuple(rows), "lll" + "r" * 6)
+    return Table(ACTION_MODES_TABLE, caption, header, tuple(rows), "lll" + "r" * 8)
