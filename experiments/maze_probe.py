@@ -67,6 +67,7 @@ class ProbeHooks(NullHooks):
         self.episode_returns: list[float] = []
         self.logged: dict = {}
         self.started = time.perf_counter()
+        self.last_probe = 0
 
     def on_episode(self, global_step: int, episodic_return: float, episodic_length: int) -> None:
         self.episode_returns.append(episodic_return)
@@ -75,8 +76,9 @@ class ProbeHooks(NullHooks):
         self.logged = values
 
     def on_step(self, global_step: int) -> None:
-        if global_step % self.every:
+        if global_step // self.every == self.last_probe // self.every:  # agents step by a vector env's live envs
             return
+        self.last_probe = global_step
         returns, stuck, looping = greedy_rollouts(self.agent, self.env, len(self.optimal))
         recent = np.mean(self.episode_returns[-200:]) if self.episode_returns else 0.0
         logged = " ".join(f"{key.split('/')[-1]}={value:.3g}" for key, value in self.logged.items() if key != "charts/SPS")

@@ -90,21 +90,54 @@ class Evaluator:
 
     def _play(self, choose: Callable[[np.ndarray | list[str], list[int]], Sequence[int]]) -> np.ndarray:
         """Returns ``(episodes,)`` with ``choose(observations, active episode indices)`` acting."""
-        observations = [env.reset(seed=EVAL_SEED_OFFSET + i)[0] for i, env in enumerate(self.envs)]
-        returns = np.zeros(len(self.envs))
-        active = list(range(len(self.envs)))
-        while active:
-            actions = choose(self._batch([observations[i] for i in active]), active)
-            still_active = []
-            for i, action in zip(active, actions):
-                observation, reward, terminated, truncated, _ = self.envs[i].step(int(action))
-                returns[i] += float(reward)
-                if not (terminated or truncated):
-                    observations[i] = observation
-                    still_active.append(i)
-            active = still_active
-        return returns
+        return play_together([self], choose)[0]
 
     def close(self) -> None:
         for env in self.envs:
             env.close()
+
+
+def play_together(
+    evaluators: Sequence[Evaluator], choose: Callable[[np.ndarray | list[str], list[int]], Sequence[int]]
+) -> list[np.ndarray]:
+    """The returns of every evaluator's episodes, all stepped as one batch: one ``choose(observations,
+    active indices)`` call per step, indices counted over the evaluators' episodes in order."""
+    envs = [env for evaluator in evaluators for env in evaluator.envs]
+    seeds = [EVAL_SEED_OFFSET + i for evaluator in evaluators for i in range(len(evaluator.envs))]
+    observations = [env.reset(seed=seed)[0] for env, seed in zip(envs, seeds)]
+    returns = np.zeros(len(envs))
+    active = list(range(len(envs)))
+    while active:
+        actions = choose(evaluators[0]._batch([observations[i] for i in active]), active)
+        still_active = []
+        for i, action in zip(active, actions):
+            observation, reward, terminated, truncated, _ = envs[i].step(int(action))
+            returns[i] += float(reward)
+            if not (terminated or truncated):
+                observations[i] = observation
+                still_active.append(i)
+        active = still_active
+    ends = np.cumsum([len(evaluator.envs) for evaluator in evaluators])[:-1]
+    return np.split(returns, ends)
+
+
+def evaluate_together(evaluators: Sequence[Evaluator], agent: Agent, mode: str | None = None) -> list[np.ndarray]:
+    """``Evaluator.evaluate`` (``mode=None``) or ``evaluate_mode(agent, mode)`` of every evaluator, played as one
+    batch (:func:`play_together`). For agents without an explicit distribution (:func:`plays_together`), whose
+    step cost is a few sequential decoding forwards however many rows they hold; the others play split by split."""
+    if plays_together(agent):
+        if mode is None:
+            return play_together(evaluators, lambda batch, active: agent.act(batch, greedy=True))
+        if mode not in EVAL_MODES:
+            raise ValueError(f"evaluation mode {mode!r} is not one of {EVAL_MODES}")
+        return play_together(evaluators, lambda batch, active: agent.act_in_mode(batch, mode))
+    return [evaluator.evaluate(agent) if mode is None else evaluator.evaluate_mode(agent, mode) for evaluator in evaluators]
+
+
+def plays_together(agent: Agent) -> bool:
+    """Whether :func:`evaluate_together` steps all splits as one batch: agents that play the modes themselves
+    (``act_in_mode``: an LLM generating its actions as text). Their draws come from one generator in batch
+    order, so the batch is part of the protocol for them. Every other agent plays split by split, as its
+    committed results did."""
+    return not has_action_distribution(agent) and records_modes(agent)
+

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from llmrl_bench import checkpoint
-from llmrl_bench.evaluation import EVAL_MODES, evaluation_steps, records_modes
+from llmrl_bench.evaluation import EVAL_MODES, Evaluator, evaluate_together, evaluation_steps, records_modes
 from llmrl_bench.progress import RunProgress
 from llmrl_bench.run_envs import RunEnvs
 from llmrl_bench.envs.base import TRAIN
@@ -90,8 +90,8 @@ class RunHooks:
     # -- evaluation ----------------------------------------------------------
     def evaluate(self, step: int) -> None:
         """Evaluate the current evaluation policy and record the curve point for ``step``."""
-        self.last_train_returns = self.train_evaluator.evaluate(self.agent)
-        held_out = {context: evaluator.evaluate(self.agent) for context, evaluator in self.held_out_evaluators.items()}
+        self.last_train_returns, *held_out_returns = evaluate_together(self._evaluators(), self.agent)
+        held_out = dict(zip(self.held_out_evaluators, held_out_returns))
         self.last_held_out_returns = np.stack(list(held_out.values()))
         point = {
             "step": int(step),
@@ -115,9 +115,12 @@ class RunHooks:
 
     def _evaluate_mode(self, mode: str) -> dict[str, float]:
         """Mean return of the protocol's ``mode`` on the training split (``train``) and each held-out context."""
-        returns = {TRAIN: self.train_evaluator.evaluate_mode(self.agent, mode)}
-        returns |= {context: evaluator.evaluate_mode(self.agent, mode) for context, evaluator in self.held_out_evaluators.items()}
-        return {split: float(values.mean()) for split, values in returns.items()}
+        returns = evaluate_together(self._evaluators(), self.agent, mode)
+        return {split: float(values.mean()) for split, values in zip([TRAIN, *self.held_out_evaluators], returns)}
+
+    def _evaluators(self) -> list[Evaluator]:
+        """The training split's evaluator, then each held-out context's."""
+        return [self.train_evaluator, *self.held_out_evaluators.values()]
 
     def close(self) -> None:
         self.train_evaluator.close()

@@ -9,7 +9,7 @@ from hydra.utils import instantiate
 from conftest import build_agent
 from llmrl_bench.agents.base import epsilon_greedy_probabilities
 from llmrl_bench.envs.base import TRAIN
-from llmrl_bench.evaluation import EVAL_MODES, has_action_distribution, records_modes
+from llmrl_bench.evaluation import EVAL_MODES, evaluate_together, has_action_distribution, plays_together, records_modes
 from llmrl_bench.run_envs import RunEnvs
 
 
@@ -62,6 +62,48 @@ def test_sampled_mode_draws_from_the_distribution_per_episode(maze_envs):
     assert mixed.shape == forward_only.shape == (8,)
     with pytest.raises(ValueError, match="'argmax' is not one of"):
         evaluator.evaluate_mode(FixedDistribution([1.0, 0.0, 0.0]), "argmax")
+
+
+class GeneratingPolicy:
+    """An agent without an explicit distribution (as generate mode): plays the modes itself, turning left
+    and right at random from one generator, and records the size of every batch it is asked about."""
+
+    explicit_action_distribution = False
+
+    def __init__(self):
+        self.rng = np.random.default_rng(0)
+        self.batches = []
+
+    def act_in_mode(self, observations, mode):
+        self.batches.append(len(observations))
+        return self.rng.choice([0, 1, 2], size=len(observations), p=[0.3, 0.3, 0.4])
+
+    def act(self, observations, greedy=True):
+        return self.act_in_mode(observations, "sampled")
+
+
+def test_agents_that_generate_play_every_split_as_one_batch(make_config):
+    cfg = make_config("env=maze", "env.num_train_layouts=4", "env.held_out_sizes=[7,9]", "env.num_held_out_layouts=2")
+    envs = RunEnvs(instantiate(cfg.env), instantiate(cfg.repr))
+    evaluators = [envs.evaluator(TRAIN, 4), *(envs.evaluator(context, 2) for context in envs.suite.held_out_contexts)]
+    assert len(evaluators) == 3
+    generating = GeneratingPolicy()
+    assert plays_together(generating) and not plays_together(FixedDistribution([0.2, 0.2, 0.6]))
+    returns = evaluate_together(evaluators, generating, "sampled")
+    assert [len(r) for r in returns] == [4, 2, 2]
+    # one call per step for all 8 episodes: as many calls as the longest episode, the first with every episode
+    assert generating.batches[0] == 8 and len(generating.batches) <= max(e.envs[0].unwrapped.max_steps for e in evaluators)
+    assert sum(generating.batches) < 8 * max(e.envs[0].unwrapped.max_steps for e in evaluators)
+    separate = GeneratingPolicy()
+    for evaluator in evaluators:
+        evaluator.evaluate_mode(separate, "sampled")
+    assert len(separate.batches) > len(generating.batches)
+    # agents with an explicit distribution keep playing split by split: the same returns as each evaluator alone
+    fixed = FixedDistribution([0.2, 0.2, 0.6])
+    for mode in EVAL_MODES:
+        together = evaluate_together(evaluators, fixed, mode)
+        for evaluator, values in zip(evaluators, together):
+            assert (values == evaluator.evaluate_mode(fixed, mode)).all()
 
 
 def test_epsilon_greedy_probabilities():
