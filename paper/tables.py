@@ -291,15 +291,18 @@ def action_modes_table(results: Sequence[RunResult], n_resamples: int) -> Table:
         evaluation = [run.provenance.get("llm_eval_invalid_action_rate") for run in runs]
         rows.append((env, agent, mode, fmt_seeds([run.seed for run in runs]),
                      str(runs[0].config.get("budget", {}).get("env_steps", "–")),
+                     "/".join(sorted({str(len(run.curve)) for run in runs}, key=int)),
                      protocol(runs, "greedy"), protocol(runs, "sampled"),
                      iqm([f["train_return"][-1] for f in finals]), iqm([f["held_out_return"][-1] for f in finals]),
                      *((f"0 ({mode})",) * 2 if mode != "generate" else (iqm(invalid), iqm(evaluation)))))
-    header = ("env", "agent", "action mode", "seeds", "env steps", "greedy, normalized ↑", "sampled, normalized ↑",
+    header = ("env", "agent", "action mode", "seeds", "env steps", "evaluations", "greedy, normalized ↑", "sampled, normalized ↑",
               "final return ↑", "final held-out return ↑", "invalid actions (all) ↓", "invalid actions (eval) ↓")
     caption = (f"LLM actions by scoring the listed actions (GLAM), by generating one (parsed; an invalid "
                f"output acts llm.invalid_action's fallback) and by decoding constrained to the listed actions: IQM over seeds [{CI}] of the final evaluation "
                "under the protocol in both modes (training split, return / exact optimum; greedy: argmax, sampled: a draw "
                "from the policy; – : a run recorded before the protocol), of the agent's own evaluation policy's raw "
                "return on the training and held-out mazes, and of the fraction of actions whose output named "
-               "no listed action, over all steps and over evaluation steps (docs/llm_agents.md#action-modes).")
-    return Table(ACTION_MODES_TABLE, caption, header, tuple(rows), "lll" + "r" * 8)
+               "no listed action, over all steps and over evaluation steps. Evaluations: the evaluation points of "
+               "each run, the last at the final env step; the zero-shot agent's weights never change, so its "
+               "final evaluation plays the same policy however many came before (docs/llm_agents.md#action-modes).")
+    return Table(ACTION_MODES_TABLE, caption, header, tuple(rows), "lll" + "r" * 9)

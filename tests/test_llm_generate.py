@@ -252,15 +252,16 @@ def test_action_modes_table_compares_the_modes_per_agent():
     assert [row[1:3] for row in table.rows] == [("llm_pg", "generate"), ("llm_pg", "score"), ("llm_zero_shot", "constrained"),
                                                 ("llm_zero_shot", "generate"), ("llm_zero_shot", "score")]
     by_mode = {row[1:3]: row for row in table.rows}
-    assert by_mode[("llm_pg", "generate")][5:9] == by_mode[("llm_pg", "score")][5:9]  # same returns copied
-    assert by_mode[("llm_pg", "generate")][9].startswith("0.500") and by_mode[("llm_pg", "generate")][10].startswith("0.250")
-    assert by_mode[("llm_pg", "score")][9:] == ("0 (score)", "0 (score)")
-    assert by_mode[("llm_zero_shot", "constrained")][9:] == ("0 (constrained)", "0 (constrained)")
+    assert by_mode[("llm_zero_shot", "score")][5] == str(len(scored[0].curve)) == "5"  # evaluations per run
+    assert by_mode[("llm_pg", "generate")][6:10] == by_mode[("llm_pg", "score")][6:10]  # same returns copied
+    assert by_mode[("llm_pg", "generate")][10].startswith("0.500") and by_mode[("llm_pg", "generate")][11].startswith("0.250")
+    assert by_mode[("llm_pg", "score")][10:] == ("0 (score)", "0 (score)")
+    assert by_mode[("llm_zero_shot", "constrained")][10:] == ("0 (constrained)", "0 (constrained)")
     # the protocol columns: final normalized greedy and sampled returns, as the equal-budget table reads them
     zero_shot = [run for run in scored if run.agent == "llm_zero_shot"]
     from paper import equal_budget
     sampled = [equal_budget.normalized_curve(run, "sampled")[1][-1] for run in zero_shot]
-    assert by_mode[("llm_zero_shot", "score")][6].startswith(f"{np.mean(sorted(sampled)[1:-1]):.3f}")
+    assert by_mode[("llm_zero_shot", "score")][7].startswith(f"{np.mean(sorted(sampled)[1:-1]):.3f}")
 
 
 class _StateAt:
