@@ -1,7 +1,8 @@
 """Stable-Baselines3's PPO, DQN and A2C on the suite's maze, next to ours (issue 15; paper table ``sb3_maze``).
 
 Each SB3 run takes the run config ``experiment=sb3_maze agent=<ours> seed=N`` composes (our side's
-config: ``conf/experiment/sb3_maze.yaml``), so everything but the learner is the suite's own:
+config: ``conf/experiment/sb3_maze.yaml``; DQN: ``experiment=sb3_maze_dqn``, which pins the plain-DQN
+settings SB3's DQN shares), so everything but the learner is the suite's own:
 
 - the env and observation: the run's :class:`~llmrl_bench.run_envs.RunEnvs` (``env=maze``, ``repr=vector``),
   its training envs in SB3's ``DummyVecEnv``;
@@ -17,7 +18,8 @@ run it is compared with. A run whose file exists is skipped. One process, one to
 
     python experiments/sb3_maze.py ppo dqn --seeds 0-4         # -> results/reference/sb3_maze/
     python experiments/sb3_maze.py a2c --seeds 0 --budget 20000 --out /tmp/sb3_timing   # a timing run
-    python -m llmrl_bench -m experiment=sb3_maze               # our side (DQN, REINFORCE; PPO's are maze_rewards')
+    python -m llmrl_bench -m experiment=sb3_maze               # our side: REINFORCE (PPO's are maze_rewards')
+    python -m llmrl_bench -m experiment=sb3_maze_dqn           # our side: DQN
     python -m paper.build                                      # -> paper/tables/sb3_maze.md
 """
 
@@ -53,6 +55,9 @@ from llmrl_bench.tracking import NullTracker
 
 #: Each SB3 algorithm and our agent whose maze config (hyperparameters, budget) and results it is compared with.
 OURS = {"ppo": "ppo", "dqn": "dqn", "a2c": "reinforce"}
+#: The experiment that composes our side (the committed runs' settings): PPO's direct-reward runs of maze_rewards
+#: (300k, constant step size), DQN's pins the plain-DQN settings SB3's DQN can share.
+EXPERIMENTS = {"ppo": "maze_rewards", "dqn": "sb3_maze_dqn", "a2c": "sb3_maze"}
 SB3_CLASSES = {"ppo": sb3.PPO, "dqn": sb3.DQN, "a2c": sb3.A2C}
 #: A2C's parallel envs: SB3 has no default (it takes the env it is given); 8 as our PPO's and RL Zoo's usual A2C.
 A2C_ENVS = 8
@@ -119,10 +124,11 @@ def sb3_arguments(algo: str, cfg: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_config(algo: str, seed: int, overrides: Sequence[str] = ()) -> DictConfig:
-    """Our side's run config for ``algo``: ``experiment=sb3_maze agent=<ours> seed=<seed>``, as the CLI composes it."""
+    """Our side's run config for ``algo``: ``experiment=<EXPERIMENTS[algo]> agent=<ours> seed=<seed>``, as the CLI composes it."""
     register_configs()
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
-        return compose(config_name=CONFIG_NAME, overrides=["experiment=sb3_maze", f"agent={OURS[algo]}", f"seed={seed}", *overrides])
+        return compose(config_name=CONFIG_NAME,
+                       overrides=[f"experiment={EXPERIMENTS[algo]}", f"agent={OURS[algo]}", f"seed={seed}", *overrides])
 
 
 def training_envs(algo: str, cfg: dict[str, Any], envs: RunEnvs):

@@ -109,7 +109,8 @@ def _rows(algo: str, records: list[dict[str, Any]], ours: dict[str, RunResult], 
     found = [ours[record["ours"]["run_id"]] for record in records if record["ours"]["run_id"] in ours]
     our_values = [value for value in map(ours_normalized, found) if value is not None]
     missing = len(records) - len(our_values)
-    our_note = f"conf/hparams/{our_agent}_maze.yaml" + _failure_note(our_values) + (
+    sweeps = ", ".join(sorted({run.sweep for run in found}))
+    our_note = f"conf/hparams/{our_agent}_maze.yaml with the overrides of sweep {sweeps}" + _failure_note(our_values) + (
         f"; {missing} of our runs at these settings missing or without the protocol's modes "
         "(python -m llmrl_bench -m experiment=sb3_maze)" if missing else "")
     sb3_values = [sb3_normalized(record) for record in records]
