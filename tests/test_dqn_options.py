@@ -94,12 +94,18 @@ def test_scale_obs_divides_stored_and_acted_observations_by_high():
     np.testing.assert_array_equal(agent.act(raw), expected)
 
 
-def test_scale_obs_rejects_an_unbounded_space():
-    class UnboundedEnvs:
-        observation_space, action_space = gym.spaces.Box(-np.inf, np.inf, (2,), np.float32), gym.spaces.Discrete(2)
+def test_scale_obs_leaves_unbounded_features_and_rejects_a_negative_bound():
+    class PartlyBoundedEnvs:
+        observation_space = gym.spaces.Box(np.array([0, -np.inf]), np.array([4, np.inf]), dtype=np.float32)
+        action_space = gym.spaces.Discrete(2)
 
+    class NegativeBoundEnvs:
+        observation_space, action_space = gym.spaces.Box(-2.0, -1.0, (2,), np.float32), gym.spaces.Discrete(2)
+
+    agent = build_agent("dqn", PartlyBoundedEnvs, scale_obs=True)
+    np.testing.assert_array_equal(agent._features(np.array([2.0, 7.0])), np.array([0.5, 7.0], np.float32))
     with pytest.raises(ValueError, match="scale_obs"):
-        build_agent("dqn", UnboundedEnvs, scale_obs=True)
+        build_agent("dqn", NegativeBoundEnvs, scale_obs=True)
 
 
 @pytest.mark.parametrize("double_q", [False, True])

@@ -91,7 +91,7 @@ class DQNConfig:
     advantage_learning: float = 0.0
     """Advantage learning alpha: targets lose alpha * (max Q_target(s) - Q_target(s, a)) (Bellemare et al. 2016); 0: off."""
     scale_obs: bool = False
-    """Divide each observation feature by the observation space's ``high`` (a fixed scaling to [0, 1])."""
+    """Divide each observation feature by the observation space's ``high`` (a fixed scaling to [0, 1]; unbounded features unscaled)."""
     loss: str = "huber"
     """TD loss: ``huber`` (smooth L1, SB3) or ``mse``."""
     net_arch: list[int] = field(default_factory=lambda: [256, 256])
@@ -169,11 +169,13 @@ class DQN:
 
     @staticmethod
     def _obs_scale(observation_space: gym.spaces.Box) -> np.ndarray:
-        """``1 / high`` per feature (1 where ``high`` is 0); ``scale_obs`` needs a finite, non-negative ``high``."""
+        """``1 / high`` per feature where ``high`` is finite and positive, else 1 (unbounded features, e.g.
+        ``repr=llm_embed``'s, stay as they are); a finite negative ``high`` is an error."""
         high = np.asarray(observation_space.high, np.float64).reshape(-1)
-        if not np.all(np.isfinite(high)) or np.any(high < 0):
-            raise ValueError("scale_obs needs an observation space with finite, non-negative high bounds")
-        return (1.0 / np.where(high > 0, high, 1.0)).astype(np.float32)
+        bounded = np.isfinite(high)
+        if np.any(bounded & (high < 0)):
+            raise ValueError("scale_obs needs non-negative high bounds where they are finite")
+        return (1.0 / np.where(bounded & (high > 0), high, 1.0)).astype(np.float32)
 
     def _features(self, observation: np.ndarray) -> np.ndarray:
         """One observation as the network's float32 ``(obs_dim,)`` input (scaled when ``scale_obs``)."""
