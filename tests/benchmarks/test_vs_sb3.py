@@ -11,11 +11,14 @@ SB3 arguments (``lin_`` schedules included). Reported in ``benchmark.extra_info`
   processes on a shared machine disturb far less;
 - ``speedup_*``: SB3's time over ours (> 1: ours is faster).
 
-The assertion (full budget only) is on the CPU-time speedup in steps per second.
+The assertions (full budget only) are issue 15's targets: both sides reach a greedy return of 475,
+and ours is at least ``MIN_SPEEDUP`` (3) times SB3's in wall-clock steps per second and in wall time
+to 475. Wall time is what the issue asks for; the CPU-time ratios beside it show how much of a
+wall ratio a loaded machine made.
 
 Not part of the default run (CI runs ``pytest tests --ignore=tests/benchmarks``)::
 
-    pytest tests/benchmarks/test_vs_sb3.py -s                               # full budgets (~5 min)
+    pytest tests/benchmarks/test_vs_sb3.py -s                               # full budgets (~5 min), asserts
     LLMRL_BENCH_BUDGET_FRACTION=0.2 pytest tests/benchmarks/test_vs_sb3.py -s  # reduced, no speed assertion
 
 Our PPO steps CartPole through Gymnasium's native ``CartPoleVectorEnv`` (as ``env=cartpole``
@@ -51,7 +54,7 @@ SB3_MAZE = load_experiment("sb3_maze")  # the translation of our hyperparameters
 pytestmark = pytest.mark.benchmark(group="vs_sb3", min_rounds=1, warmup=False)
 
 BUDGET_FRACTION = float(os.environ.get("LLMRL_BENCH_BUDGET_FRACTION", "1.0"))
-MIN_SPEEDUP = float(os.environ.get("LLMRL_BENCH_MIN_SPEEDUP", "2.0"))
+MIN_SPEEDUP = float(os.environ.get("LLMRL_BENCH_MIN_SPEEDUP", "3.0"))  # issue 15
 EVAL_EVERY = 2_500
 EVAL_EPISODES = 10
 SOLVED = 475.0
@@ -209,5 +212,8 @@ def test_speed_vs_sb3(algo, benchmark):
     benchmark.extra_info.update({**info, "ours_curve": ours["curve"], "sb3_curve": sb3_result["curve"]})
     print(f"\n{algo}: " + ", ".join(f"{k}={v}" for k, v in info.items()))
     if BUDGET_FRACTION == 1.0:
-        speedup = info["speedup_cpu_steps_per_second"]
-        assert speedup >= MIN_SPEEDUP, f"ours is only {speedup}x SB3's steps per CPU second"
+        failures = [f"{side} never reached {SOLVED}" for side, result in (("ours", ours), ("SB3", sb3_result))
+                    if result["seconds_to_475"] is None]
+        failures += [f"{key} is {info[key]}x, below {MIN_SPEEDUP}x" for key in ("speedup_steps_per_second", "speedup_seconds_to_475")
+                     if info[key] is not None and info[key] < MIN_SPEEDUP]
+        assert not failures, f"{algo}: " + "; ".join(failures)
