@@ -2,7 +2,7 @@
 
 SB3's runs are the JSON records ``experiments/sb3_maze.py`` writes to ``<results>/sb3_maze/``; each
 names the ``run_id`` of our run at the same settings, found in ``<results>/runs/`` or, for runs made
-only for this comparison (``experiment=sb3_maze``), in ``<results>/sb3_maze/ours/runs/``. Both sides
+only for this comparison (``experiment=sb3_maze_dqn``), in ``<results>/sb3_maze/ours/runs/``. Both sides
 are read the same way: the final curve point's return in each evaluation mode divided by the mean exact
 optimum of the episodes evaluated, on the training split and averaged over the held-out contexts.
 """
