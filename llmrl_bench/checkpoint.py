@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import enum
 import importlib
-import io
 import logging
 import random
 import signal
@@ -46,7 +45,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from llmrl_bench.results import atomic_write_bytes
+from llmrl_bench.results import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -288,9 +287,8 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
 
     Raises :class:`UnsafeCheckpoint` (nothing written) when the state holds something that is not data.
     """
-    buffer = io.BytesIO()
-    torch.save({"format": FORMAT_VERSION, "state": encode_state(state)}, buffer)
-    atomic_write_bytes(path, buffer.getvalue())
+    encoded = {"format": FORMAT_VERSION, "state": encode_state(state)}
+    atomic_write(path, lambda handle: torch.save(encoded, handle))
 
 
 def load_checkpoint(path: Path, run_id: str) -> dict[str, Any] | None:

@@ -425,6 +425,7 @@ def test_double_dqn_target_uses_the_online_argmax(monkeypatch):
     agent.q_network, agent.target_network = online, target
     agent.buffer_rewards[:] = 1.0
     agent.buffer_pos, agent.buffer_full = 0, True
+    agent.obs = np.zeros(2, np.float32)  # the newest transition's next observation (as inside learn)
     captured = {}
 
     def recording_loss(q_taken, td_target):

@@ -87,7 +87,7 @@ def test_novelty_anneal_decays_the_bonus_with_epsilon():
 
 def test_scale_obs_divides_stored_and_acted_observations_by_high():
     agent, _ = trained_on_two_episodes(scale_obs=True)
-    np.testing.assert_allclose(agent.buffer_next_obs[:4, 0], np.array(ScriptedEnv.OBSERVATIONS) / 4.0)
+    np.testing.assert_allclose(agent._next_observations(np.arange(4))[:, 0], np.array(ScriptedEnv.OBSERVATIONS) / 4.0)
     raw = np.array([[2.0], [4.0]], np.float32)
     with torch.no_grad():
         expected = agent.q_network(torch.from_numpy(raw / 4.0)).argmax(-1).numpy()
@@ -121,6 +121,7 @@ def test_advantage_learning_lowers_the_target_of_a_non_greedy_action_by_alpha_ti
     agent.buffer_rewards[:] = 1.0
     agent.buffer_actions[:] = 1
     agent.buffer_pos, agent.buffer_full = 0, True
+    agent.obs = np.zeros(2, np.float32)  # the newest transition's next observation (as inside learn)
     targets = []
     monkeypatch.setattr("torch.nn.functional.smooth_l1_loss", lambda q, target: targets.append(target.clone()) or (q - target).sum())
     agent._train_phase()
@@ -152,3 +153,60 @@ def test_novelty_bonus_run_resumes_mid_episode_identically():
     np.testing.assert_array_equal(resumed.buffer_novel, whole.buffer_novel)
     for name, values in whole.q_network.state_dict().items():
         torch.testing.assert_close(resumed.q_network.state_dict()[name], values, rtol=0, atol=0)
+
+
+class RecordedCartPoleEnvs:
+    """CartPole cut at 7 steps (truncations as well as terminations); ``next_obs`` lists what every step returned."""
+
+    observation_space, action_space = gym.spaces.Box(-np.inf, np.inf, (4,), np.float32), gym.spaces.Discrete(2)
+
+    def __init__(self):
+        self.next_obs: list[np.ndarray] = []
+
+    def make(self):
+        recorded = self.next_obs
+
+        class Recording(gym.Wrapper):
+            def step(self, action):
+                result = self.env.step(action)
+                recorded.append(np.array(result[0], np.float32))
+                return result
+
+        return Recording(gym.make("CartPole-v1", max_episode_steps=7))
+
+
+class CheckNextObservationsAt(NullHooks):
+    """At env step ``step`` (mid-learn), the next observations of every stored transition."""
+
+    def __init__(self, agent, step: int):
+        self.agent, self.step, self.seen = agent, step, None
+
+    def checkpoint_point(self, global_step: int) -> None:
+        if global_step == self.step:
+            self.seen = self.agent._next_observations(np.arange(self.step))
+
+
+def test_the_buffer_gives_each_transitions_own_next_observation():
+    """Next observations are not stored beside observations: they are the following transition's, or kept apart at
+    episode ends (truncated or terminated) and where a learn call ended. Checked against what the env returned,
+    mid-learn, after a learn call, after a second call that wraps the buffer, and after a checkpoint round trip."""
+    envs = RecordedCartPoleEnvs()
+    options = {"learning_starts": 10, "train_freq": 5, "batch_size": 4, "buffer_size": 64, "net_arch": [4], "n_step": 3}
+    agent = build_agent("dqn", envs, **options)
+    hooks = CheckNextObservationsAt(agent, 30)
+    agent.learn(envs, 40, hooks)
+    np.testing.assert_array_equal(hooks.seen, np.stack(envs.next_obs[:30]))
+    np.testing.assert_array_equal(agent._next_observations(np.arange(40)), np.stack(envs.next_obs))
+    agent.learn(envs, 100, NullHooks())  # a new episode starts; positions 0-35 now hold steps 64-99
+    expected = np.stack(envs.next_obs[64:100] + envs.next_obs[36:64])
+    np.testing.assert_array_equal(agent._next_observations(np.arange(64)), expected)
+    assert agent.buffer_kept.sum() == len(agent.kept_next_obs) < 30  # kept apart: episode ends only, not every transition
+    restored = build_agent("dqn", envs, seed=3, **options)
+    restored.load_state_dict(cloudpickle.loads(cloudpickle.dumps(agent.state_dict())))
+    np.testing.assert_array_equal(restored._next_observations(np.arange(64)), expected)
+    earlier_format = agent.state_dict()  # as checkpoints stored it before: every next observation
+    earlier_format["buffer"]["next_obs"] = torch.from_numpy(expected)
+    del earlier_format["kept_positions"], earlier_format["kept_next_obs"]
+    restored.load_state_dict(earlier_format)
+    np.testing.assert_array_equal(restored._next_observations(np.arange(64)), expected)
+    assert restored.kept_next_obs.keys() == agent.kept_next_obs.keys()

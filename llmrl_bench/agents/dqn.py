@@ -150,14 +150,16 @@ class DQN:
         self.optimizer = torch.optim.Adam([self.params], lr=cfg.learning_rate, fused=True)
         self.rng = np.random.default_rng(seed)  # exploration and replay sampling
 
-        # Replay buffer, shapes (buffer_size[, obs_dim]); truncation is not termination.
+        # Replay buffer, shapes (buffer_size[, obs_dim]); truncation is not termination. A transition's next
+        # observation is the following transition's observation, except where it is kept apart (``kept_next_obs``).
         self.buffer_obs = np.zeros((cfg.buffer_size, self.obs_dim), np.float32)
-        self.buffer_next_obs = np.zeros((cfg.buffer_size, self.obs_dim), np.float32)
         self.buffer_actions = np.zeros(cfg.buffer_size, np.int64)
         self.buffer_rewards = np.zeros(cfg.buffer_size, np.float32)  # the env's reward
         self.buffer_novel = np.zeros(cfg.buffer_size, np.float32)  # 1 on a first visit in the episode (novelty_bonus)
         self.buffer_terminated = np.zeros(cfg.buffer_size, np.float32)
         self.buffer_dones = np.zeros(cfg.buffer_size, bool)  # terminated or truncated: n-step sums stop there
+        self.buffer_kept = np.zeros(cfg.buffer_size, bool)  # the next observation is kept apart, in kept_next_obs
+        self.kept_next_obs: dict[int, np.ndarray] = {}  # position -> next observation, where an episode or a learn call ended
         self.buffer_pos = 0
         self.buffer_full = False
         self.global_step = 0
@@ -247,7 +249,9 @@ class DQN:
                 next_features = self._features(next_obs)
                 pos = self.buffer_pos
                 self.buffer_obs[pos] = obs
-                self.buffer_next_obs[pos] = next_features
+                if self.buffer_kept[pos]:
+                    self.buffer_kept[pos] = False
+                    del self.kept_next_obs[pos]
                 self.buffer_actions[pos] = action
                 self.buffer_rewards[pos] = reward
                 self.buffer_novel[pos] = cfg.novelty_bonus > 0 and self._is_novel(next_features)
@@ -260,6 +264,7 @@ class DQN:
                 self.episodic_return += float(reward)
                 self.episodic_length += 1
                 if terminated or truncated:
+                    self._keep_next_obs(pos, next_features)
                     hooks.on_episode(self.global_step, self.episodic_return, self.episodic_length)
                     self.episodic_return, self.episodic_length = 0.0, 0
                     next_features = self._features(env.reset()[0])
@@ -288,6 +293,9 @@ class DQN:
                     )
                 hooks.on_step(self.global_step)
                 hooks.checkpoint_point(self.global_step)
+            newest = (self.buffer_pos - 1) % cfg.buffer_size
+            if self.global_step > 0 and not self.buffer_kept[newest]:  # a later learn call starts a new episode
+                self._keep_next_obs(newest, obs)
             env.close()
             self.env, self.obs = None, None
 
@@ -307,15 +315,17 @@ class DQN:
         last = np.take_along_axis(window, steps[..., None] - 1, -1)[..., 0]
         obs = torch.from_numpy(self.buffer_obs[index])
         actions = torch.from_numpy(self.buffer_actions[index])
-        next_obs = torch.from_numpy(self.buffer_next_obs[last])
+        next_obs = torch.from_numpy(self._next_observations(last))
         returns, discounts = torch.from_numpy(returns), torch.from_numpy(discounts)
         # The target network only changes between env steps, so one batched forward gives
-        # its values for every gradient step of this phase.
+        # its values for every gradient step of this phase (with advantage learning, of obs too).
         with torch.no_grad():
-            next_q_target = self.target_network(next_obs)
+            if cfg.advantage_learning:
+                next_q_target, q_target = self.target_network(torch.cat([next_obs, obs], -2)).chunk(2, -2)
+            else:
+                next_q_target = self.target_network(next_obs)
             td_targets = returns + discounts * next_q_target.max(-1).values
             if cfg.advantage_learning:
-                q_target = self.target_network(obs)
                 gaps = q_target.max(-1).values - q_target.gather(-1, actions[..., None]).squeeze(-1)
                 returns = returns - cfg.advantage_learning * gaps  # Double DQN's targets below start from these
                 td_targets -= cfg.advantage_learning * gaps
@@ -335,6 +345,26 @@ class DQN:
             self.optimizer.step()
         return td_loss.detach(), q_taken.detach().mean()
 
+    def _keep_next_obs(self, position: int, next_obs: np.ndarray) -> None:
+        self.buffer_kept[position] = True
+        self.kept_next_obs[position] = np.array(next_obs, np.float32)
+
+    def _next_observations(self, positions: np.ndarray) -> np.ndarray:
+        """The next observations of the transitions stored at ``positions`` (any shape): the following
+        transition's observation; the current one after the newest transition (its follower is not stored
+        yet); the kept one where an episode or a ``learn`` call ended."""
+        following = (positions + 1) % self.config.buffer_size
+        next_obs = self.buffer_obs[following]
+        kept = self.buffer_kept[positions]
+        newest = (following == self.buffer_pos) & ~kept
+        if newest.any():
+            if self.obs is None:
+                raise RuntimeError("the newest transition's next observation is known only inside learn")
+            next_obs[newest] = self.obs
+        for where in zip(*np.nonzero(kept)):
+            next_obs[where] = self.kept_next_obs[int(positions[where])]
+        return next_obs
+
     # ------------------------------------------------------------- persistence
     def save(self, path: Path) -> None:
         """The Q-network's weights."""
@@ -346,11 +376,12 @@ class DQN:
     def state_dict(self) -> dict:
         """Everything needed to continue training: networks, optimizer, replay buffer, RNG, counters.
 
-        The filled part of the replay buffer is stored whole (no cap: ``2 * count * obs_dim``
-        float32). Mid-``learn`` it also holds the training env (pickled, with its RNG) and
-        the current observation and episode counters; pickle it with ``cloudpickle``.
+        The filled part of the replay buffer is stored whole (no cap: ``count * obs_dim`` float32,
+        plus the kept next observations). Mid-``learn`` it also holds the training env (pickled, with
+        its RNG) and the current observation and episode counters; pickle it with ``cloudpickle``.
         """
         count = self.config.buffer_size if self.buffer_full else self.buffer_pos
+        kept = sorted(self.kept_next_obs)
         return {
             "q_network": self.q_network.state_dict(),
             "target_network": self.target_network.state_dict(),
@@ -358,8 +389,10 @@ class DQN:
             "rng": self.rng.bit_generator.state,
             "buffer": {
                 name: torch.from_numpy(getattr(self, f"buffer_{name}")[:count].copy())
-                for name in ("obs", "next_obs", "actions", "rewards", "novel", "terminated", "dones")
+                for name in ("obs", "actions", "rewards", "novel", "terminated", "dones")
             },
+            "kept_positions": torch.tensor(kept, dtype=torch.int64),
+            "kept_next_obs": torch.from_numpy(np.array([self.kept_next_obs[p] for p in kept], np.float32).reshape(-1, self.obs_dim)),
             "buffer_pos": self.buffer_pos,
             "buffer_full": self.buffer_full,
             "global_step": self.global_step,
@@ -377,10 +410,25 @@ class DQN:
         self.target_network.load_state_dict(state["target_network"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.rng.bit_generator.state = state["rng"]
-        for name, values in state["buffer"].items():
+        buffer = dict(state["buffer"])
+        earlier_next_obs = buffer.pop("next_obs", None)  # a checkpoint from before next observations were kept apart
+        for name, values in buffer.items():
             getattr(self, f"buffer_{name}")[: len(values)] = values.numpy()
         self.buffer_pos = int(state["buffer_pos"])
         self.buffer_full = bool(state["buffer_full"])
+        if earlier_next_obs is None:
+            kept_positions, kept_next_obs = state["kept_positions"].numpy(), state["kept_next_obs"].numpy()
+        else:  # keep every next observation that is not the following one's, and the newest
+            count = len(earlier_next_obs)
+            differs = (earlier_next_obs.numpy() != self.buffer_obs[(np.arange(count) + 1) % self.config.buffer_size]).any(-1)
+            if count:
+                differs[(self.buffer_pos - 1) % count] = True
+            kept_positions = np.flatnonzero(differs)
+            kept_next_obs = earlier_next_obs.numpy()[kept_positions]
+        self.buffer_kept[:] = False
+        self.kept_next_obs = {}
+        for position, next_obs in zip(kept_positions.tolist(), kept_next_obs):
+            self._keep_next_obs(position, next_obs)
         self.global_step = int(state["global_step"])
         loop = state.get("loop")
         if loop is not None:
