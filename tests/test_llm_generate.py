@@ -149,6 +149,29 @@ def test_sequence_log_probability_equals_a_naive_computation(tiny):
     np.testing.assert_allclose(output.entropies[:, 0].numpy(), [n[1] for n in naive], rtol=0, atol=1e-4)
 
 
+@pytest.mark.parametrize("temperature", [1.0, 0.7])
+def test_token_stats_equal_log_softmax_and_entropy_and_their_gradients(monkeypatch, temperature):
+    """The chunked head of generate mode's update against plain autograd through the full logits."""
+    from llmrl_bench.llm import scoring
+
+    monkeypatch.setattr(scoring, "TOKEN_STATS_CHUNK", 3)  # 8 rows: three chunks, the last one short
+    generator = torch.Generator().manual_seed(0)
+    normed = torch.randn(8, 16, generator=generator).requires_grad_(True)
+    weight = torch.randn(50, 16, generator=generator)
+    sources, targets = torch.tensor([0, 0, 2, 3, 5, 7, 7, 7]), torch.tensor([1, 4, 4, 9, 49, 0, 0, 2])
+    weights = [torch.randn(n, generator=generator) for n in (8, 8, 8)]
+
+    log_norm, entropy, target = scoring.TokenStats.apply(normed, weight, temperature, sources, targets)
+    logits = normed @ weight.T / temperature
+    log_probs = logits.log_softmax(-1)
+    expected = (logits.logsumexp(-1), -(log_probs.exp() * log_probs).sum(-1), logits[sources, targets])
+    for value, reference in zip((log_norm, entropy, target), expected):
+        torch.testing.assert_close(value, reference, rtol=0, atol=1e-5)
+    grad = torch.autograd.grad(sum((w * v).sum() for w, v in zip(weights, (log_norm, entropy, target))), normed)[0]
+    reference = torch.autograd.grad(sum((w * v).sum() for w, v in zip(weights, expected)), normed)[0]
+    torch.testing.assert_close(grad, reference, rtol=0, atol=1e-4)  # float32 rounding of values near 3
+
+
 def test_invalid_outputs_fall_back_and_are_counted(tiny):
     for invalid_action, penalty, fallback in (("default", 0.0, 0), ("noop_penalty", 0.1, 2), ("resample", 0.0, 0)):
         llm = LLMConfig(model="tiny-random", action_mode="generate", invalid_action=invalid_action, format_penalty=penalty)

@@ -242,18 +242,23 @@ class LLMPG:
         prompt_hidden = prompt_hidden.float()
         return self.value_head(prompt_hidden if self.config.value_grad_to_llm else prompt_hidden.detach()).squeeze(-1)
 
-    def _forward_generated(self, prompts: list[str], candidate_ids: list[list[tuple[int, ...]]]):
+    def _forward_generated(self, prompts: list[str], candidate_ids: list[list[tuple[int, ...]]],
+                           lower: "_GeneratedRows | None" = None):
         """``action_mode=generate``: sequence log-probs and summed token entropies (n, C) of each prompt's
-        generated ids at the temperature, and values (n,). With ``finetune=head`` the frozen layers run
-        again here under ``no_grad`` (the generated ids change from rollout to rollout)."""
+        generated ids at the temperature (0 where a prompt has fewer than C), and values (n,). With
+        ``finetune=head`` the frozen layers' output comes from ``lower`` (the rollout's table, the fast
+        path) or runs again here under ``no_grad``."""
         policy, k, temperature = self.policy, self.config.llm.trained_layers, self.config.llm.temperature
         batch = policy.scorer.encode_ids(prompts, [[list(ids) for ids in row] for row in candidate_ids])
         with policy.compute():
             if self.config.llm.finetune != FineTune.head:
                 output = policy.scorer.forward(batch, temperature, token_stats=True)
+            elif lower is None:
+                output = policy.scorer.forward_upper(batch, policy.scorer.forward_lower(batch, k), k, temperature,
+                                                     token_stats=True)
             else:
-                lower = policy.scorer.forward_lower(batch, k)
-                output = policy.scorer.forward_upper(batch, lower, k, temperature, token_stats=True)
+                output = policy.scorer.forward_upper(batch, lower.assemble(batch, prompts, candidate_ids), k, temperature,
+                                                     token_stats=True, needed_only=not self.config.low_memory)
         return output.scores.float(), output.entropies.float(), self._values(output.prompt_hidden)
 
     # ------------------------------------------------------------------ acting
@@ -402,6 +407,9 @@ class LLMPG:
         """``n_epochs`` of clipped-PPO minibatch updates over a rollout's valid steps; the last minibatch's losses."""
         cfg, device = self.config, self.policy.device
         b_prompts = prompt_index.reshape(-1)
+        generated_rows = None
+        if self.policy.generates and cfg.fast_path and cfg.llm.finetune == FineTune.head:
+            generated_rows = _GeneratedRows(self, rollout.prompts, b_prompts[valid_index], [sequences[i] for i in valid_index])
         b_actions = torch.from_numpy(actions.reshape(-1)).to(device)
         b_logprobs = torch.from_numpy(logprobs.reshape(-1)).to(device)
         b_advantages = torch.from_numpy(advantages.reshape(-1)).to(device)
@@ -413,7 +421,7 @@ class LLMPG:
                 mb = torch.from_numpy(mb_index).to(device)
                 if self.policy.generates:
                     new_logprob, entropy, new_value = self._generated_terms(rollout, b_prompts[mb_index],
-                                                                            [sequences[i] for i in mb_index])
+                                                                            [sequences[i] for i in mb_index], generated_rows)
                 else:
                     distinct, inverse = np.unique(b_prompts[mb_index], return_inverse=True)
                     scores, new_values, _ = rollout.forward_with_grad(distinct)
@@ -436,12 +444,14 @@ class LLMPG:
                 self.optimizer.step()
         return losses, entropy_loss
 
-    def _generated_terms(self, rollout: "_RolloutPrompts", positions: np.ndarray, sequences: list[tuple[int, ...]]):
+    def _generated_terms(self, rollout: "_RolloutPrompts", positions: np.ndarray, sequences: list[tuple[int, ...]],
+                         lower: "_GeneratedRows | None" = None):
         """``action_mode=generate``: log-prob, entropy estimate and value (n,) of a minibatch, with grad.
 
-        Each distinct prompt runs once with its distinct generated sequences as candidates (lists
-        padded by repeating their first). The entropy is the sum of the per-token entropies along
-        the generated sequence: by the chain rule its expectation is the sequence entropy.
+        Each distinct prompt runs once with its distinct generated sequences as candidates (the fast
+        path: as many as it has; otherwise lists padded by repeating their first). The entropy is the sum
+        of the per-token entropies along the generated sequence: by the chain rule its expectation is the
+        sequence entropy.
         """
         distinct = list(dict.fromkeys(positions.tolist()))
         per_prompt: dict[int, list[tuple[int, ...]]] = {p: [] for p in distinct}
@@ -449,8 +459,8 @@ class LLMPG:
             if ids not in per_prompt[p]:
                 per_prompt[p].append(ids)
         width = max(map(len, per_prompt.values()))
-        candidates = [row + [row[0]] * (width - len(row)) for row in per_prompt.values()]
-        log_probs, entropies, values = self._forward_generated([rollout.prompts[p] for p in distinct], candidates)
+        candidates = [row if lower is not None else row + [row[0]] * (width - len(row)) for row in per_prompt.values()]
+        log_probs, entropies, values = self._forward_generated([rollout.prompts[p] for p in distinct], candidates, lower)
         row_of = {p: b for b, p in enumerate(distinct)}
         rows = torch.tensor([row_of[p] for p in positions.tolist()], device=log_probs.device)
         cols = torch.tensor([per_prompt[p].index(ids) for p, ids in zip(positions.tolist(), sequences)], device=log_probs.device)
@@ -630,6 +640,62 @@ class _RolloutPrompts:
         prompts = [self.prompts[i] for i in positions]
         lower = [self.lower[i] for i in positions] if self.lower else None
         return self.agent._forward(prompts, lower_rows=lower)
+
+
+#: Prompts per frozen-layer forward when :class:`_GeneratedRows` fills its table.
+GENERATED_ROWS_PROMPTS = 16
+
+
+class _GeneratedRows:
+    """``action_mode=generate`` with ``finetune=head`` (the fast path): the frozen layers' output for every distinct
+    prompt of a rollout and every distinct sequence generated from it, computed once before the update instead of
+    in every minibatch of every epoch, and laid out for each minibatch's batch (:meth:`assemble`).
+
+    A candidate's tokens attend to the prompt and to themselves only (the packed batch's tree mask), so their rows
+    do not depend on the other candidates of the batch they were computed in.
+    """
+
+    def __init__(self, agent: LLMPG, prompts: list[str], positions: np.ndarray, sequences: list[tuple[int, ...]]):
+        per_prompt: dict[int, list[tuple[int, ...]]] = {}
+        for p, ids in zip(positions.tolist(), sequences):
+            row = per_prompt.setdefault(p, [])
+            if ids not in row:
+                row.append(ids)
+        self.prompt_rows: dict[str, torch.Tensor] = {}
+        self.sequence_rows: dict[tuple[str, tuple[int, ...]], torch.Tensor] = {}
+        policy, k = agent.policy, agent.config.llm.trained_layers
+        items = list(per_prompt.items())
+        for first in range(0, len(items), GENERATED_ROWS_PROMPTS):
+            chunk = items[first : first + GENERATED_ROWS_PROMPTS]
+            chunk_prompts = [prompts[p] for p, _ in chunk]
+            candidate_ids = [[list(ids) for ids in row] for _, row in chunk]
+            batch = policy.scorer.encode_ids(chunk_prompts, candidate_ids)
+            with policy.compute():
+                lower = policy.scorer.forward_lower(batch, k)
+            for b, (prompt, (_, row)) in enumerate(zip(chunk_prompts, chunk)):
+                start = self._prompt_start(batch, b)
+                self.prompt_rows[prompt] = lower[b, start : batch.prompt_last + 1].clone()
+                column = batch.prompt_last + 1
+                for ids in row:
+                    self.sequence_rows[(prompt, ids)] = lower[b, column : column + len(ids)].clone()
+                    column += len(ids)
+
+    @staticmethod
+    def _prompt_start(batch: Any, row: int) -> int:
+        """Column of the first token of the prompt in ``row`` (prompts are left-padded to ``prompt_last``)."""
+        return batch.prompt_last - int(batch.position_ids[row, batch.prompt_last])
+
+    def assemble(self, batch: Any, prompts: list[str], candidate_ids: list[list[tuple[int, ...]]]) -> torch.Tensor:
+        """The frozen layers' output for ``batch`` (``encode_ids(prompts, candidate_ids)``), zeros at pads."""
+        first_rows = next(iter(self.prompt_rows.values()))
+        lower = first_rows.new_zeros((batch.batch_size, batch.input_ids.shape[1], first_rows.shape[-1]))
+        for b, (prompt, row) in enumerate(zip(prompts, candidate_ids)):
+            lower[b, self._prompt_start(batch, b) : batch.prompt_last + 1] = self.prompt_rows[prompt]
+            column = batch.prompt_last + 1
+            for ids in row:
+                lower[b, column : column + len(ids)] = self.sequence_rows[(prompt, tuple(ids))]
+                column += len(ids)
+        return lower
 
 
 def _real_token_rows(batch: Any, lower: torch.Tensor) -> list[torch.Tensor]:

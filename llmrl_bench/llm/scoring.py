@@ -196,7 +196,8 @@ class ActionScorer:
         return self.encode_ids(prompts, candidate_ids)
 
     def encode_ids(self, prompts: Sequence[str], candidate_ids: list[list[list[int]]]) -> ScoringBatch:
-        """:meth:`encode` with the candidates as token ids (e.g. generated ones), one equal-length list per prompt."""
+        """:meth:`encode` with the candidates as token ids (e.g. generated ones), one list per prompt; lists may
+        differ in length (scores then have as many columns as the longest, 0 where a prompt has no candidate)."""
         return _pack(self._prompt_ids(prompts), candidate_ids, self.tokenizer.pad_token_id, self.dtype, self.device,
                      self.constrained)
 
@@ -335,13 +336,22 @@ class ActionScorer:
     ) -> ScoreOutput:
         """Scores from the last layer's output; ``hidden`` holds the batch's columns from ``first_column`` on."""
         normed = self.decoder.norm(hidden[batch.source_rows, batch.source_cols - first_column])
-        logits = self.lm_head(normed).float()
-        logits = logits if temperature == 1.0 else logits / temperature
         shape = (batch.batch_size, batch.num_candidates)
 
         def per_candidate(token_values: torch.Tensor) -> torch.Tensor:
             total = torch.zeros(shape[0] * shape[1], dtype=torch.float32, device=hidden.device)
             return total.index_add(0, batch.target_owners, token_values).view(shape)
+
+        if token_stats and batch.target_allowed is None and not self.lm_head.weight.requires_grad and self.lm_head.bias is None:
+            log_norm, source_entropies, target_logits = TokenStats.apply(
+                normed, self.lm_head.weight, temperature, batch.target_sources, batch.target_ids)
+            return ScoreOutput(
+                per_candidate(target_logits - log_norm[batch.target_sources]),
+                self.decoder.norm(hidden[:, batch.prompt_last - first_column]),
+                per_candidate(source_entropies[batch.target_sources]),
+            )
+        logits = self.lm_head(normed).float()
+        logits = logits if temperature == 1.0 else logits / temperature
 
         if batch.target_allowed is not None:
             if token_stats:
@@ -427,6 +437,61 @@ class ActionScorer:
         return time.perf_counter() - start
 
 
+#: Rows of logits :class:`TokenStats` holds at once (each row is the whole vocabulary, 49,152 floats for SmolLM2).
+TOKEN_STATS_CHUNK = 128
+
+
+class TokenStats(torch.autograd.Function):
+    """Per row of ``normed`` (s, d): the log-normaliser and the entropy of softmax(normed @ weight.T / temperature),
+    and the tempered logits of ``targets`` (n,) at rows ``sources`` (n,), with their gradient with respect to
+    ``normed`` (``weight`` is frozen).
+
+    What ``log_softmax`` of the full logits and ``-(p * log p).sum(-1)`` give, without keeping (s, vocab) tensors
+    for the backward pass: logits are made ``TOKEN_STATS_CHUNK`` rows at a time in both passes (Liger-Kernel's
+    fused linear cross-entropy does the same, Hsu et al. 2024). With ``z`` the tempered logits, ``p = softmax(z)``
+    and ``H = logsumexp(z) - sum(p * z)``: ``d logsumexp / dz = p`` and ``dH / dz = -p * (z - sum(p * z))``.
+    """
+
+    @staticmethod
+    def forward(ctx, normed: torch.Tensor, weight: torch.Tensor, temperature: float, sources: torch.Tensor,
+                targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        device = normed.device.type
+        ctx.compute_dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else weight.dtype
+        weight = weight.to(ctx.compute_dtype)
+        log_norms, entropies = [], []
+        target_logits = torch.zeros(len(targets), dtype=torch.float32, device=normed.device)
+        for first, logits, in_chunk in _logit_chunks(normed, weight, temperature, sources):
+            log_norm = logits.logsumexp(-1)
+            log_norms.append(log_norm)
+            entropies.append(log_norm - (logits.softmax(-1) * logits).sum(-1))
+            target_logits[in_chunk] = logits[sources[in_chunk] - first, targets[in_chunk]]
+        ctx.save_for_backward(normed, weight, sources, targets)
+        ctx.temperature = temperature
+        return torch.cat(log_norms), torch.cat(entropies), target_logits
+
+    @staticmethod
+    def backward(ctx, grad_log_norm: torch.Tensor, grad_entropy: torch.Tensor, grad_target: torch.Tensor):
+        normed, weight, sources, targets = ctx.saved_tensors
+        weight = weight.to(ctx.compute_dtype)  # the forward's matmul dtype (autocast's, as a linear's backward)
+        grad_normed = torch.empty(normed.shape, dtype=torch.float32, device=normed.device)
+        for first, logits, in_chunk in _logit_chunks(normed, weight, ctx.temperature, sources):
+            rows = slice(first, first + len(logits))
+            probs = logits.softmax(-1)
+            mean_logit = (probs * logits).sum(-1, keepdim=True)
+            grad_logits = probs * (grad_log_norm[rows, None] - grad_entropy[rows, None] * (logits - mean_logit))
+            grad_logits.index_put_((sources[in_chunk] - first, targets[in_chunk]), grad_target[in_chunk], accumulate=True)
+            grad_normed[rows] = ((grad_logits / ctx.temperature).to(weight.dtype) @ weight).float()
+        return grad_normed.to(normed.dtype), None, None, None, None
+
+
+def _logit_chunks(normed: torch.Tensor, weight: torch.Tensor, temperature: float, sources: torch.Tensor):
+    """``(first row, tempered float32 logits of rows first.., which sources fall in them)``, chunk by chunk."""
+    for first in range(0, normed.shape[0], TOKEN_STATS_CHUNK):
+        logits = (normed[first : first + TOKEN_STATS_CHUNK].to(weight.dtype) @ weight.T).float()
+        in_chunk = (sources >= first) & (sources < first + len(logits))
+        yield first, (logits if temperature == 1.0 else logits / temperature), in_chunk
+
+
 def decoder_layer(
     layer: Any, hidden: torch.Tensor, attention_mask: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
     first_query: int = 0,
@@ -491,7 +556,7 @@ def _pack(
 ) -> ScoringBatch:
     """The packed layout, tree mask and logit gather indices of :class:`ScoringBatch` (``constrained``: also
     each candidate token's allowed tokens)."""
-    batch_size, num_candidates = len(prompt_ids), len(candidate_ids[0])
+    batch_size, num_candidates = len(prompt_ids), max(len(row) for row in candidate_ids)
     prompt_width = max(len(p) for p in prompt_ids)
     if min(len(p) for p in prompt_ids) == 0:
         raise ValueError("empty prompt")
