@@ -664,7 +664,7 @@ class _GeneratedRows:
         self.prompt_rows: dict[str, torch.Tensor] = {}
         self.sequence_rows: dict[tuple[str, tuple[int, ...]], torch.Tensor] = {}
         policy, k = agent.policy, agent.config.llm.trained_layers
-        items = list(per_prompt.items())
+        items = sorted(per_prompt.items(), key=lambda item: sum(map(len, item[1])))  # similar widths share a forward
         for first in range(0, len(items), GENERATED_ROWS_PROMPTS):
             chunk = items[first : first + GENERATED_ROWS_PROMPTS]
             chunk_prompts = [prompts[p] for p, _ in chunk]

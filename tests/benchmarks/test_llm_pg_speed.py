@@ -1,4 +1,5 @@
-"""``llm_pg`` training speed on the maze: the fast path against the earlier one, real SmolLM2-135M on CPU.
+"""``llm_pg`` training speed on the maze: the fast path against the earlier one, real SmolLM2-135M on CPU,
+in score mode and in generate mode (``test_llm_pg_generate_steps_per_second``).
 
 In one process, on ``THREADS`` threads, two fresh agents with ``conf/hparams/llm_pg_maze.yaml``'s
 settings (32 envs x 32 steps per rollout, minibatches of 256, 4 epochs, bf16 autocast where the CPU
@@ -93,3 +94,39 @@ def test_llm_pg_steps_per_second(benchmark):
     report(benchmark, info)
     assert steps == earlier_steps
     assert info["speedup"] >= SPEEDUP_TARGET
+
+
+#: Env steps per generate-mode measurement: one rollout of 32 x 32 (plus what the first leaves) and its updates.
+GENERATE_BUDGET = 1024
+#: A floor under generate mode's fast path, below its measured speedup (docs/llm_agents.md#speed): a regression fails it.
+GENERATE_SPEEDUP_FLOOR = 2.0
+
+
+def test_llm_pg_generate_steps_per_second(benchmark):
+    """``llm.action_mode=generate``: the fast path (the rollout's frozen-layer rows kept for its update, eager upper
+    layers, the chunked head) against ``fast_path=false`` (the frozen layers again in every minibatch), same seed."""
+    torch.set_num_threads(THREADS)
+    envs = RunEnvs(MazeSuite(), TextRepresentation())
+    settings = maze_settings()
+    settings["llm"] = {**settings["llm"], "action_mode": "generate"}
+
+    def train_generate(fast: bool) -> tuple[int, float]:
+        agent = build_agent("llm_pg", envs, 0, **{**settings, "fast_path": fast})
+        agent._build()
+        start = time.perf_counter()
+        agent.learn(envs, GENERATE_BUDGET, NullHooks())
+        return agent.global_step, time.perf_counter() - start
+
+    fast: list[tuple[int, float]] = []
+    benchmark.pedantic(lambda: fast.append(train_generate(True)), rounds=1, warmup_rounds=0, iterations=1)
+    (steps, seconds), (earlier_steps, earlier_seconds) = fast[0], train_generate(False)
+    info = {
+        "threads": THREADS,
+        "budget_env_steps": GENERATE_BUDGET,
+        "fast_steps_per_second": steps / seconds,
+        "earlier_steps_per_second": earlier_steps / earlier_seconds,
+        "speedup": (steps / seconds) / (earlier_steps / earlier_seconds),
+        "speedup_floor": GENERATE_SPEEDUP_FLOOR,
+    }
+    report(benchmark, info)  # steps may differ by a few: after the first update the two rollouts round apart
+    assert info["speedup"] >= GENERATE_SPEEDUP_FLOOR
