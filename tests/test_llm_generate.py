@@ -349,3 +349,31 @@ def test_llm_pg_generate_holds_its_frozen_weights_in_bf16_without_changing_a_bit
     untrained = tiny_pg(seed=4, **settings)
     untrained._build()
     assert not all(torch.equal(a, b) for a, b in zip(held._trained_weights().values(), untrained._trained_weights().values()))
+
+
+def test_generate_fast_path_gives_the_earlier_paths_terms_and_gradients():
+    """The rollout's frozen-layer table, laid out per minibatch (with eager upper layers and unpadded candidate
+    lists), against the frozen layers run on the minibatch itself: same log-probs, entropies, values and gradients."""
+    from llmrl_bench.agents.llm_pg import _GeneratedRows, _RolloutPrompts
+    from tests.test_llm_agents import maze_envs, tiny_pg
+
+    agent = tiny_pg(seed=2, llm={"action_mode": "generate", "trained_layers": 1, "autocast": None})  # float32
+    agent._build()
+    observations = [maze_envs().make().reset(seed=seed)[0] for seed in range(3)]
+    prompts = agent.policy.prompts(observations)
+    draws = [agent.policy.generate(prompts, agent.policy.generator, evaluation=False).token_ids for _ in range(2)]
+    rollout = _RolloutPrompts(agent)
+    positions = rollout.index(prompts + prompts + prompts[:1])
+    sequences = draws[0] + draws[1] + draws[0][:1]  # two draws per prompt, one pair repeated
+    assert len({(p, ids) for p, ids in zip(positions.tolist(), sequences)}) > len(prompts)
+
+    results = []
+    for table in (_GeneratedRows(agent, rollout.prompts, positions, sequences), None):
+        agent.optimizer.zero_grad(set_to_none=True)
+        terms = agent._generated_terms(rollout, positions, sequences, table)
+        sum(term.sum() for term in terms).backward()
+        results.append(([term.detach() for term in terms], [p.grad.clone() for p in agent.llm_parameters]))
+    for fast, earlier in zip(results[0][0], results[1][0]):
+        torch.testing.assert_close(fast, earlier, rtol=1e-5, atol=1e-5)
+    for fast, earlier in zip(results[0][1], results[1][1]):
+        torch.testing.assert_close(fast, earlier, rtol=1e-4, atol=1e-6)
