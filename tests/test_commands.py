@@ -241,8 +241,9 @@ def test_watch_refuses_a_target_outside_the_registry(fresh, tmp_path, capsys, mo
 
 def test_watch_trains_a_committed_reference_run_again_with_train(tmp_path):
     """A reference run ships no policy: --train re-trains it from its stored config (same run_id), then replays it."""
-    reference = next(result for result in results.load_results(REPO / "results" / "reference")[0]
-                     if result.agent == "reinforce" and result.env == "maze")
+    protocol_runs = [result for result in results.load_results(REPO / "results" / "reference")[0]
+                     if result.agent in ("q_learning", "dqn", "reinforce", "ppo") and "modes" in result.curve[-1]]
+    reference = min(protocol_runs, key=lambda result: result.provenance["wall_seconds"])  # the quickest to train again
     run_dir = REPO / "results" / "reference" / "runs" / reference.run_id
     refused = run_cli("watch", str(run_dir))
     assert refused.returncode == 2 and "--train" in refused.stderr
