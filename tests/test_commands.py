@@ -244,12 +244,15 @@ def test_watch_trains_a_committed_reference_run_again_with_train(tmp_path):
     protocol_runs = [result for result in results.load_results(REPO / "results" / "reference")[0]
                      if result.agent in ("q_learning", "dqn", "reinforce", "ppo") and "modes" in result.curve[-1]]
     reference = min(protocol_runs, key=lambda result: result.provenance["wall_seconds"])  # the quickest to train again
-    run_dir = REPO / "results" / "reference" / "runs" / reference.run_id
+    committed = REPO / "results" / "reference" / "runs" / reference.run_id
+    run_dir = tmp_path / "reference" / "runs" / reference.run_id  # as committed: a run made here also holds its policy
+    shutil.copytree(committed, run_dir, ignore=shutil.ignore_patterns(results.POLICY_FILE, "checkpoint*", ".lock"))
     refused = run_cli("watch", str(run_dir))
     assert refused.returncode == 2 and "--train" in refused.stderr
-    proc = run_cli("watch", str(run_dir), "--train", "--results-dir", str(tmp_path), timeout=600)
+    fresh = tmp_path / "fresh"
+    proc = run_cli("watch", str(run_dir), "--train", "--results-dir", str(fresh), timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "no policy stored: training" in proc.stdout and re.search(r"return \S+ in \d+ steps", proc.stdout)
-    assert (tmp_path / "runs" / reference.run_id / results.POLICY_FILE).is_file()
-    (retrained,) = results.load_results(tmp_path)[0]
+    assert (fresh / "runs" / reference.run_id / results.POLICY_FILE).is_file()
+    (retrained,) = results.load_results(fresh)[0]
     assert results.curve_repeats(reference.curve, retrained.curve)  # the same run, bit for bit
