@@ -141,7 +141,8 @@ def test_show_on_the_committed_reference_results():
     assert rows["dqn", "cartpole", "vector"][3] == str(len({run.seed for run in dqn}))
     assert f"{estimate.point:.3g} [{estimate.low:.3g}, {estimate.high:.3g}]" in " ".join(rows["dqn", "cartpole", "vector"])
 
-    logged = next(run for run in dqn if run.provenance.get("wandb_run_dir"))  # made with W&B offline
+    logged = next(run for run in loaded if run.provenance.get("wandb_run_dir")  # made with W&B offline elsewhere
+                  and not (results.run_dir(REFERENCE, run.run_id) / results.POLICY_FILE).exists())
     one = run_cli("show", str(results.run_dir(REFERENCE, logged.run_id)))
     assert one.returncode == 0, one.stderr
     assert "policy:  none" in one.stdout and "not found here" in one.stdout
