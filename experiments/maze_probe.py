@@ -10,7 +10,8 @@ and the settings in ``conf/hparams/<agent>_maze.yaml`` were found (docs/agents.m
     python experiments/maze_probe.py AGENT STEPS EVERY SEED [agent.option=value ...]
     python experiments/maze_probe.py q_learning 2000000 500000 0 n_step=20 learning_rate=0.05
 
-Options are parsed as YAML and applied over ``conf/hparams/<agent>_maze.yaml``.
+Options are parsed as YAML and applied over ``conf/hparams/<agent>_maze.yaml``; an ``env.`` prefix sets a
+``MazeSuite`` option instead (``env.view=full``: the whole maze in view, a Markov observation).
 """
 
 from __future__ import annotations
@@ -92,12 +93,14 @@ class ProbeHooks(NullHooks):
 
 def main(argv: list[str]) -> None:
     agent_name, steps, every, seed = argv[0], int(argv[1]), int(argv[2]), int(argv[3])
-    overrides = {key: yaml.safe_load(value) for key, value in (arg.split("=", 1) for arg in argv[4:])}
+    options = {key: yaml.safe_load(value) for key, value in (arg.split("=", 1) for arg in argv[4:])}
+    env_options = {key.removeprefix("env."): value for key, value in options.items() if key.startswith("env.")}
+    overrides = {key: value for key, value in options.items() if not key.startswith("env.")}
     hparams = OmegaConf.load(CONFIG_DIR / "hparams" / f"{agent_name}_maze.yaml").get("agent", {})
     cfg = OmegaConf.merge(OmegaConf.structured(registry.schemas("agent")[agent_name]), hparams, overrides)
     torch.set_num_threads(1)
     torch.manual_seed(seed)
-    envs = RunEnvs(MazeSuite(train_sizes=(MAZE_SIZE,)), VectorRepresentation())
+    envs = RunEnvs(MazeSuite(train_sizes=(MAZE_SIZE,), **env_options), VectorRepresentation())
     agent = build_agent(cfg, envs, seed)
     optimal = optimal_returns(maze_layouts(MAZE_SIZE, "train", 32, 16))
     agent.learn(envs, steps, ProbeHooks(agent, envs.make(), every, optimal))

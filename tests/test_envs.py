@@ -46,6 +46,7 @@ from llmrl_bench.envs.maze import (
 from llmrl_bench.envs.maze_solver import CARDINAL_HEADINGS, HEADING_VECTORS, optimal_return
 from llmrl_bench.cli import check_command_line
 from llmrl_bench.errors import ConfigError
+from llmrl_bench.representations.vector import VectorRepresentation
 from tests.conftest import run_cli
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
@@ -70,6 +71,7 @@ SUITES: dict[str, EnvSuite] = {option: instantiate(compose_env(option)) for opti
 SUITES["maze_step_penalty"] = MazeSuite(reward="step_penalty")
 SUITES["maze_cardinal"] = MazeSuite(actions="cardinal", reward="step_penalty")
 SUITES["maze_fresh_layouts"] = MazeSuite(train_sizes=[7, 9], num_train_layouts="inf")
+SUITES["maze_full_view"] = MazeSuite(view="full")
 SUITE_CONTEXTS = [(name, context) for name, suite in SUITES.items() for context in [TRAIN, *suite.held_out_contexts]]
 
 
@@ -159,6 +161,8 @@ def test_env_config_rejects_wrong_values():
         compose_env("maze", "env.no_such_field=1")
     with pytest.raises(ConfigCompositionException):
         compose_env("maze", "env.actions=diagonal")
+    with pytest.raises(ConfigCompositionException):
+        compose_env("maze", "env.view=panoramic")
 
 
 @pytest.mark.parametrize("env_class", [MazeEnv, CartPolePhysicsEnv])
@@ -431,6 +435,46 @@ def test_cached_maze_observations_equal_rendered_ones(sizes, split):
                 break
 
 
+def distinct_vector_observations(suite: MazeSuite) -> tuple[int, int]:
+    """``(states, distinct vector observations)`` over every non-goal (layout, open cell, heading) of the training layouts."""
+    env = VectorRepresentation().wrap(suite.make(TRAIN), suite)
+    base, seen, states = env.unwrapped, set(), 0
+    wrappers, inner = [], env
+    while inner is not base:
+        wrappers.insert(0, inner) if isinstance(inner, gym.ObservationWrapper) else None
+        inner = inner.env
+    for index, layout in enumerate(suite.layouts(TRAIN)):
+        env.reset(options={"layout_index": index})
+        for y in range(base.height):
+            for x in range(base.width):
+                if base.grid.get(x, y) is not None:  # a wall or the goal
+                    continue
+                for heading in range(4):
+                    base.agent_pos, base.agent_dir = (x, y), heading
+                    observation = base.gen_obs()
+                    for wrapper in wrappers:  # innermost first
+                        observation = wrapper.observation(observation)
+                    seen.add(observation.tobytes())
+                    states += 1
+    return states, len(seen)
+
+
+def test_full_view_is_markov_where_the_egocentric_view_aliases():
+    """env.view=full gives every (layout, cell, heading) its own observation; the default view does not."""
+    states, distinct = distinct_vector_observations(MazeSuite(view="full"))
+    assert distinct == states
+    states, distinct = distinct_vector_observations(MazeSuite())
+    assert distinct < 0.75 * states  # the default view aliases across layouts (docs/agents.md: 2,402 of 3,840)
+
+
+def test_full_view_keeps_one_observation_shape_in_every_context():
+    suite = MazeSuite(view="full")
+    shapes = {context: suite.make(context).reset(seed=0)[0]["image"].shape for context in [TRAIN, *suite.held_out_contexts]}
+    assert set(shapes.values()) == {(13, 13, 3)}, shapes  # the 11x11 maze's grid, smaller ones padded with walls
+    vector = VectorRepresentation().wrap(suite.make(TRAIN), suite)
+    assert vector.observation_space.contains(vector.reset(seed=0)[0])
+
+
 # ---- ceilings -------------------------------------------------------------------------------
 
 
@@ -572,6 +616,12 @@ def test_step_penalty_sets_the_agents_gamma_unless_the_user_does(make_config, ag
 def test_maze_experiments_pass_the_cli_check():
     assert check_command_line(["-m", "experiment=maze_levels"])[1] == 30  # 6 layout counts x 5 seeds
     assert check_command_line(["-m", "experiment=seed_maze"])[1] == 5
+
+
+def test_cli_rejects_a_bad_maze_view_in_one_line_with_exit_2(tmp_path):
+    result = run_cli("env.view=panoramic", f"results_dir={tmp_path}", "logger=none")
+    assert result.returncode == 2 and not any(tmp_path.iterdir())
+    assert result.stderr.count("\n") == 1 and "panoramic" in result.stderr and "egocentric" in result.stderr
 
 
 @pytest.mark.parametrize("value", ["0", "many"])

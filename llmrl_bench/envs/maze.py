@@ -18,14 +18,16 @@ from collections import deque
 from dataclasses import dataclass, field
 from enum import Enum
 from functools import cached_property, lru_cache
-from typing import Any, Sequence
+from typing import Any, ClassVar, Sequence
 
 import gymnasium as gym
 import numpy as np
 from minigrid.core.grid import Grid
 from minigrid.core.mission import MissionSpace
 from minigrid.core.world_object import Goal, Wall
+from minigrid.core.constants import COLOR_TO_IDX, OBJECT_TO_IDX, STATE_TO_IDX
 from minigrid.minigrid_env import MiniGridEnv
+from minigrid.wrappers import FullyObsWrapper
 
 import llmrl_bench.envs.maze_solver as maze_solver
 from llmrl_bench.envs.base import TRAIN, EnvSuite
@@ -53,6 +55,37 @@ class MazeActions(str, Enum):
     navigation = "navigation"
     all = "all"
     cardinal = "cardinal"
+
+
+class MazeView(str, Enum):
+    """What the agent sees: MiniGrid's 7x7 egocentric view (default) or the whole maze (a Markov observation)."""
+
+    egocentric = "egocentric"
+    full = "full"
+
+
+class FullMazeView(FullyObsWrapper, gym.utils.RecordConstructorArgs):
+    """MiniGrid's ``FullyObsWrapper`` (the whole grid from above; the agent's cell holds the agent and its
+    direction), padded with walls to ``width x width`` cells so that mazes of every size share one shape."""
+
+    def __init__(self, env: gym.Env, width: int):
+        gym.utils.RecordConstructorArgs.__init__(self, width=width)
+        FullyObsWrapper.__init__(self, env)
+        self.width = int(width)
+        cell_high = np.array([max(OBJECT_TO_IDX.values()), max(COLOR_TO_IDX.values()), max(max(STATE_TO_IDX.values()), 3)], np.uint8)
+        high = np.broadcast_to(cell_high, (self.width, self.width, 3)).copy()  # state channel: up to direction 3
+        image = gym.spaces.Box(low=np.zeros_like(high), high=high, dtype=np.uint8)
+        self.observation_space = gym.spaces.Dict({**self.observation_space.spaces, "image": image})
+
+    def observation(self, observation: dict[str, Any]) -> dict[str, Any]:
+        grid = super().observation(observation)["image"]
+        image = np.empty((self.width, self.width, 3), np.uint8)
+        image[:] = _WALL_CELL
+        image[: grid.shape[0], : grid.shape[1]] = grid
+        return {**observation, "image": image}
+
+
+_WALL_CELL = np.array([OBJECT_TO_IDX["wall"], COLOR_TO_IDX["grey"], 0], np.uint8)
 
 
 #: Discount under which the ``step_penalty`` reward reproduces the classic maze example.
@@ -533,9 +566,11 @@ class MazeSuite(EnvSuite):
         reward: str = "default",
         max_steps_factor: int = 4,
         actions: str = "navigation",
+        view: str = "egocentric",
     ):
         reward = MazeReward(reward).value  # accepts the config's Enum or a plain string
         self.actions = MazeActions(actions).value
+        self.view = MazeView(view).value
         self.name = name
         self.train_sizes = tuple(int(size) for size in train_sizes)
         self.held_out_sizes = tuple(int(size) for size in held_out_sizes)
@@ -555,6 +590,7 @@ class MazeSuite(EnvSuite):
             self.score_range = (-float(longest), 1.0)
             self.reward_threshold = STEP_PENALTY_REWARD_THRESHOLD
         self.gym_id = self._env_id(self.train_sizes, TRAIN)
+        self._full_view_width = max(self.train_sizes + self.held_out_sizes) + 2  # view=full: the largest grid
 
     @staticmethod
     def _recommended_gamma(reward: str) -> float | None:
@@ -601,7 +637,7 @@ class MazeSuite(EnvSuite):
 
     def make(self, context: str = TRAIN) -> gym.Env:
         sizes, split = self._context(context)
-        return gym.make(
+        env = gym.make(
             self._env_id(sizes, split),
             sizes=sizes,
             split=split,
@@ -612,6 +648,7 @@ class MazeSuite(EnvSuite):
             actions=self.actions,
             max_episode_steps=max(maze_max_steps(size, self.max_steps_factor) for size in sizes),
         )
+        return FullMazeView(env, self._full_view_width) if self.view == MazeView.full.value else env
 
     def _fresh(self, context: str) -> bool:
         return context == TRAIN and self.num_train_layouts == math.inf
@@ -654,6 +691,9 @@ class MazeSuite(EnvSuite):
 class MazeConfig:
     """Procedurally generated MiniGrid mazes with disjoint training and held-out layouts (``env=maze``)."""
 
+    IDENTITY_NEUTRAL: ClassVar[dict] = {"view": "egocentric"}
+    """Options added after results were recorded: at these values they stay out of the run_id."""
+
     _target_: str = "llmrl_bench.envs.maze.MazeSuite"
     name: str = "maze"
     """Suite name in results."""
@@ -672,3 +712,7 @@ class MazeConfig:
     actions: MazeActions = MazeActions.navigation
     """``navigation`` (turn left, turn right, go forward: ``Discrete(3)``), ``all`` (MiniGrid's 7 actions) or
     ``cardinal`` (move up, down, left, right: ``Discrete(4)``)."""
+    view: MazeView = MazeView.egocentric
+    """``egocentric`` (MiniGrid's 7x7 view; walls block sight; observations of different layouts can be equal) or
+    ``full`` (MiniGrid's ``FullyObsWrapper``: the whole grid from above, padded to the largest maze of the suite;
+    a Markov observation, for measuring what the aliasing of the default view costs)."""

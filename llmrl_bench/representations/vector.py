@@ -3,8 +3,9 @@
 - CartPole (``classic_control``): the 4 state floats, unchanged.
 - MiniGrid: the 7x7x3 egocentric symbolic view (object, colour, state indices, flattened in
   MiniGrid's ``[x, y, channel]`` order), the direction one-hot (east, south, west, north) and the
-  agent's ``(x / width, y / height)`` grid position: ``7 * 7 * 3 + 4 + 2 = 153`` floats.
-  The position makes the vector a Markov state for the tabular agent, which keys on it.
+  agent's ``(x / width, y / height)`` grid position: ``7 * 7 * 3 + 4 + 2 = 153`` floats. In one
+  fixed grid the position makes it a Markov state; across maze layouts it is not (the view does not
+  tell layouts apart): the maze's ``view=full`` gives the whole grid instead (``13 * 13 * 3 + 6``).
 """
 
 from __future__ import annotations
@@ -27,9 +28,14 @@ _CHANNEL_HIGHS = np.array([max(OBJECT_TO_IDX.values()), max(COLOR_TO_IDX.values(
 _DIRECTION_ONE_HOT = np.eye(4, dtype=np.float32)
 
 
-def minigrid_vector_space(view_shape: tuple[int, ...]) -> gym.spaces.Box:
-    """The Box of MiniGrid vectors for an egocentric view of ``view_shape`` (``(7, 7, 3)``)."""
-    image_high = np.broadcast_to(_CHANNEL_HIGHS, view_shape).reshape(-1)
+def minigrid_vector_space(image_space: gym.spaces.Box) -> gym.spaces.Box:
+    """The Box of MiniGrid vectors for images of ``image_space`` (MiniGrid's 7x7x3 view, or a wrapper's).
+
+    Each channel's bound is MiniGrid's largest index, or the image space's own bound where it declares a
+    tighter one than uint8's 255 (``env.view=full`` declares the agent's direction in the state channel).
+    """
+    declared = np.asarray(image_space.high)
+    image_high = np.where(declared < 255, declared, np.broadcast_to(_CHANNEL_HIGHS, image_space.shape)).reshape(-1)
     high = np.concatenate([image_high, np.ones(4 + 2)]).astype(np.float32)
     return gym.spaces.Box(low=np.zeros_like(high), high=high, dtype=np.float32)
 
@@ -42,7 +48,7 @@ class MiniGridVector(gym.ObservationWrapper, gym.utils.RecordConstructorArgs):
         gym.ObservationWrapper.__init__(self, env)
         self._base = env.unwrapped  # agent_pos and grid size live on the raw MiniGridEnv
         self._image_size = int(np.prod(env.observation_space["image"].shape))
-        self.observation_space = minigrid_vector_space(env.observation_space["image"].shape)
+        self.observation_space = minigrid_vector_space(env.observation_space["image"])
 
     def observation(self, observation: dict[str, Any]) -> np.ndarray:
         n = self._image_size
@@ -91,7 +97,7 @@ class VectorRepresentation(Representation):
         if suite.family == "classic_control":
             return envs
         if suite.family == "minigrid":
-            space = minigrid_vector_space(envs.single_observation_space["image"].shape)
+            space = minigrid_vector_space(envs.single_observation_space["image"])
             return TransformObservation(envs, MiniGridBatchVectorizer(envs), single_observation_space=space)
         raise ValueError(f"vector representation: unknown env family {suite.family!r}")
 
