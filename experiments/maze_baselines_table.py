@@ -2,7 +2,7 @@
 (the run's own evaluation policy, argmax for the classic agents; and the protocol's sampled mode where recorded).
 
 Reads every completed ``result.json`` under the given directories (runs on ``env=maze`` with 7x7
-training layouts), groups them by agent, budget and agent config, and divides each run's final
+training layouts), groups them by agent, maze view, budget and agent config, and divides each run's final
 training return (mean over ``budget.eval_episodes`` episodes; episode i plays layout
 ``(EVAL_SEED_OFFSET + i) mod 32``) by the mean optimal return of those same layouts. Use
 ``budget.eval_episodes=32`` so every layout is played once.
@@ -42,7 +42,9 @@ def main(directories: list[str]) -> None:
             config = record["config"]
             episodes = config["budget"]["eval_episodes"]
             ceiling = optimal[[(EVAL_SEED_OFFSET + i) % len(layouts) for i in range(episodes)]].mean()
-            key = (record["agent"], config["budget"]["env_steps"], json.dumps(config["agent"], sort_keys=True))
+            view = config["env"].get("view", "egocentric")  # env.view=full is another observation: its own row
+            label = record["agent"] if view == "egocentric" else f"{record['agent']} (view={view})"
+            key = (label, config["budget"]["env_steps"], json.dumps(config["agent"], sort_keys=True))
             share = record["metrics"]["cumulative_reward"] / ceiling
             modes = record["curve"][-1].get("modes")  # the evaluation protocol's (docs/metrics.md); NaN before it
             sampled = modes["sampled"]["train"] / ceiling if modes else float("nan")
@@ -56,7 +58,7 @@ def main(directories: list[str]) -> None:
         if np.isfinite(sampled).all():
             sampled_estimate = stats.stratified_bootstrap_ci(sampled[:, None], stats.iqm)
             sampled_text = f"{sampled_estimate.point:.3f} [{sampled_estimate.low:.3f}, {sampled_estimate.high:.3f}]"
-        target = TARGETS.get(agent, float("nan"))
+        target = TARGETS.get(agent.split(" ")[0], float("nan"))
         print(
             f"| {agent} | {budget:,} | {len(runs)} | {estimate.point:.3f} [{estimate.low:.3f}, {estimate.high:.3f}] | "
             f"{int((shares >= target).sum())} of {len(runs)} >= {target} | {sampled_text} | {np.mean([run[3] for run in runs]):.0f} s |"
