@@ -35,6 +35,7 @@ from llmrl_bench.errors import ConfigError, RunFailed
 from llmrl_bench.progress import terminal_line
 from llmrl_bench.runner import run_with_status
 from llmrl_bench.validation import check_config, check_moved_keys
+from llmrl_bench.llm.model import bound_kernel_caches
 
 PROG = "llmrl-bench"
 CHECKED_GROUPS = ("agent", "env", "repr", "reward", "budget", "logger", "debug", "experiment", "hparams")
@@ -228,6 +229,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     except ConfigError as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         sys.exit(2)
+    bound_kernel_caches()  # before any run uses oneDNN; sweep workers inherit it
     os.environ.setdefault(sweep.SWEEP_ID_VARIABLE, str(os.getpid()))  # one output folder per sweep
     os.environ[sweep.SWEEP_JOBS_VARIABLE] = str(num_jobs)
     sys.argv = [sys.argv[0], *argv]

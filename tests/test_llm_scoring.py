@@ -319,3 +319,46 @@ def test_mapped_large_blocks_leave_resident_memory_when_freed():
 
     assert released("mapped") > 6 << 20
     assert released("heap") < 2 << 20
+
+
+KERNEL_CACHE_SCRIPT = """
+import ctypes, sys
+from llmrl_bench.llm.model import bound_kernel_caches
+if sys.argv[1] == 'bounded':
+    bound_kernel_caches(8)
+import torch
+
+class MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in
+                ('arena', 'ordblks', 'smblks', 'hblks', 'hblkhd', 'usmblks', 'fsmblks', 'uordblks', 'fordblks', 'keepcost')]
+
+libc = ctypes.CDLL('libc.so.6')
+libc.mallinfo2.restype = MallInfo2
+torch.set_num_threads(1)
+weight = torch.randn(64, 64).to(torch.bfloat16)
+torch.randn(2, 64).to(torch.bfloat16) @ weight
+before = libc.mallinfo2().uordblks
+for rows in range(3, 300):  # a new shape per product, as an LLM update's minibatches are
+    torch.randn(rows, 64).to(torch.bfloat16) @ weight
+print(libc.mallinfo2().uordblks - before)
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads glibc's mallinfo2")
+def test_bounded_kernel_caches_stop_the_heap_growing_with_each_new_shape():
+    """bf16 products of ~300 shapes: oneDNN's per-shape kernel caches grow the heap unless bounded."""
+    import os
+    import subprocess
+    import sys
+
+    environment = {k: v for k, v in os.environ.items() if k not in llm_model.KERNEL_CACHE_VARIABLES}
+
+    def growth(mode: str) -> int:
+        result = subprocess.run([sys.executable, "-c", KERNEL_CACHE_SCRIPT, mode], capture_output=True, text=True,
+                                check=True, env=environment)
+        return int(result.stdout.strip())
+
+    unbounded = growth("default")
+    if unbounded < 16 << 20:
+        pytest.skip(f"bf16 products do not go through oneDNN's caches on this CPU (heap grew {unbounded >> 20} MiB)")
+    assert growth("bounded") < unbounded / 4

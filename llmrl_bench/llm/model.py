@@ -106,6 +106,7 @@ def load_model(
     key = (name, device, dtype, frozen_in)
     if cached and key in _LOADED:
         return _LOADED[key]
+    bound_kernel_caches()
     _quiet_loading()
     if name == DEFAULT_MODEL:
         model, tokenizer = _load_smollm2(DTYPES[dtype])
@@ -205,6 +206,26 @@ class LLMCounters:
             "llm_params": self.llm_params,
             "llm_seconds": self.llm_seconds,
         }
+
+
+#: Entries kept in each of the two caches of compiled oneDNN kernels (:func:`bound_kernel_caches`).
+KERNEL_CACHE_ENTRIES = 64
+KERNEL_CACHE_VARIABLES = ("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "LRU_CACHE_CAPACITY")
+
+
+def bound_kernel_caches(entries: int = KERNEL_CACHE_ENTRIES) -> None:
+    """Keep at most ``entries`` compiled kernels in each of oneDNN's two per-shape caches.
+
+    torch's bf16 matmuls on CPU go through oneDNN, which caches a compiled kernel per input shape
+    twice: oneDNN's primitive cache (``ONEDNN_PRIMITIVE_CACHE_CAPACITY``) and ideep's
+    (``LRU_CACHE_CAPACITY``), each up to 1,024 entries by default, about 0.3 MB an entry here. An LLM
+    update meets new shapes with nearly every minibatch (prompts of varying lengths), so together they
+    grew a run by hundreds of MB (docs/llm_agents.md#memory). Both are read when the process first
+    uses oneDNN, so this is called before any model runs (CLI start, :func:`load_model`); a value the
+    user set is kept. Kernels only: no number changes.
+    """
+    for variable in KERNEL_CACHE_VARIABLES:
+        os.environ.setdefault(variable, str(int(entries)))
 
 
 def return_freed_memory() -> None:
