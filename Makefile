@@ -2,6 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
+TEST_WORKERS ?= 2
 ARGS ?=
 
 .PHONY: venv run test bench paper lock clean-venv
@@ -26,7 +27,7 @@ run: venv
 
 ## The test suite (exit code 5, "no tests collected", counts as a failure of set-up, not success).
 test: venv
-	$(PY) -m pytest tests --ignore=tests/benchmarks --durations=15 $(PYTEST_ARGS)
+	$(PY) -m pytest tests --ignore=tests/benchmarks -n $(TEST_WORKERS) --dist loadfile --durations=15 $(PYTEST_ARGS)
 
 ## Speed benchmarks (pytest-benchmark), reported as ratios against baselines run in the same process.
 bench: venv

@@ -192,7 +192,8 @@ def test_replayed_evaluation_episodes_give_the_recorded_final_return(fresh, env)
 
 
 def test_watch_a_reference_run_without_policy_is_one_line_exit_2():
-    run_dir = next(results.iter_result_paths(REFERENCE)).parent
+    run_dir = next(path.parent for path in results.iter_result_paths(REFERENCE)
+                   if not (path.parent / results.POLICY_FILE).exists())  # runs made on this machine keep theirs
     _one_line_error(run_cli("watch", str(run_dir)), "no policy.pt", "run it first with `llmrl-bench agent=")
 
 

@@ -171,16 +171,22 @@ def test_result_files_name_the_training_split_as_the_suites_do():
 
 def test_peak_memory_counts_from_the_runs_start():
     """A sweep worker runs job after job in one process: each run reports its own peak, not the worker's."""
+    import subprocess
+    import sys
     from pathlib import Path
-
-    import numpy as np
-
-    from llmrl_bench.provenance import peak_memory_mb, reset_peak_memory
 
     if not Path("/proc/self/clear_refs").exists():
         pytest.skip("no /proc/self/clear_refs: the OS cannot reset the peak")
-    block = np.ones(300 * 2**20 // 8)  # 300 MB, touched
-    worker_peak = peak_memory_mb()
-    del block
-    reset_peak_memory()
-    assert peak_memory_mb() < worker_peak - 200
+    # A fresh process, so that what earlier tests left in this one cannot hide the effect.
+    script = (
+        "import numpy as np\n"
+        "from llmrl_bench.provenance import peak_memory_mb, reset_peak_memory\n"
+        "block = np.ones(300 * 2**20 // 8)  # 300 MB, touched\n"
+        "worker_peak = peak_memory_mb()\n"
+        "del block\n"
+        "reset_peak_memory()\n"
+        "print(worker_peak, peak_memory_mb())\n"
+    )
+    worker_peak, run_peak = map(float, subprocess.check_output([sys.executable, "-c", script], text=True).split())
+    assert worker_peak > 300
+    assert run_peak < worker_peak - 200
