@@ -67,11 +67,32 @@ def run_provenance(start: dict[str, Any], wall_seconds: float, env_steps: int, *
     }
 
 
+#: /proc/cpuinfo flags that change which kernels (and so which float roundings and speeds) a run gets.
+MATMUL_CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
+
+
+def cpu_description(cpuinfo: Path = Path("/proc/cpuinfo")) -> dict[str, Any]:
+    """The CPU's model name and which of :data:`MATMUL_CPU_FLAGS` it has (Linux; elsewhere the processor name only).
+
+    Numbers repeat bit for bit on one machine, not across CPUs: bf16 matmuls with AMX and with
+    AVX512-BF16 round differently and run at very different speeds, so a result names its CPU."""
+    try:
+        text = cpuinfo.read_text()
+    except OSError:
+        return {"model": platform.processor() or platform.machine(), "flags": []}
+    fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
+    fields = {key.strip(): value.strip() for key, value in fields.items()}
+    flags = set(fields.get("flags", "").split())
+    return {"model": fields.get("model name", platform.machine()),
+            "flags": [flag for flag in MATMUL_CPU_FLAGS if flag in flags]}
+
+
 def start_provenance(torch_threads: int) -> dict[str, Any]:
     """What is read once, when a run starts: the code and the machine it runs on."""
     return {
         "packages": package_versions(),
         "git_commit": git_commit(),
         "platform": platform.platform(),
+        "cpu": cpu_description(),
         "torch_threads": torch_threads,
     }

@@ -190,3 +190,24 @@ def test_peak_memory_counts_from_the_runs_start():
     worker_peak, run_peak = map(float, subprocess.check_output([sys.executable, "-c", script], text=True).split())
     assert worker_peak > 300
     assert run_peak < worker_peak - 200
+
+
+def test_provenance_names_the_cpu_and_its_matmul_flags(tmp_path):
+    from llmrl_bench.provenance import cpu_description, start_provenance
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nmodel name\t: Example Xeon\nflags\t\t: fpu avx2 amx_bf16 avx512f sse\n\n"
+                       "processor\t: 1\nmodel name\t: Example Xeon\nflags\t\t: fpu avx2 amx_bf16 avx512f sse\n")
+    assert cpu_description(cpuinfo) == {"model": "Example Xeon", "flags": ["avx2", "avx512f", "amx_bf16"]}
+    assert cpu_description(tmp_path / "missing")["flags"] == []
+    assert start_provenance(1)["cpu"] == cpu_description()
+
+
+def test_a_run_from_another_cpu_is_not_reproduced_bit_for_bit_here():
+    from llmrl_bench.leaderboard.verify import same_platform
+    from llmrl_bench.provenance import start_provenance
+
+    here = start_provenance(1)
+    assert same_platform(here, 1)
+    assert same_platform({key: value for key, value in here.items() if key != "cpu"}, 1)  # recorded before the CPU was
+    assert not same_platform({**here, "cpu": {"model": "Other CPU", "flags": ["avx2"]}}, 1)

@@ -78,10 +78,12 @@ class Verification:
 
 def same_platform(provenance: dict[str, Any], torch_threads: int) -> bool:
     """Whether this machine can reproduce the run bit for bit."""
-    from llmrl_bench.provenance import package_versions
+    from llmrl_bench.provenance import cpu_description, package_versions
 
+    here = cpu_description()
     return (
         provenance.get("platform") == platform.platform()
+        and provenance.get("cpu", here) == here  # runs from before the suite recorded the CPU: not compared
         and provenance.get("packages") == package_versions()
         and provenance.get("torch_threads", torch_threads) == torch_threads
     )
@@ -211,7 +213,7 @@ def _match(a: Any, b: Any, tolerance: dict[str, Any]) -> bool:
 
 def _write_record(path: Path, report: Report, chosen: list[str], selection_seed: int, mismatches: list[str],
                   modes: set[str], timeout_s: float, memory_gb: float) -> Verification:
-    from llmrl_bench.provenance import git_commit, package_versions
+    from llmrl_bench.provenance import cpu_description, git_commit, package_versions
 
     code = report.submission["code"]  # type: ignore[index]
     package_sha256, _ = package_source_sha256()
@@ -229,7 +231,7 @@ def _write_record(path: Path, report: Report, chosen: list[str], selection_seed:
         "tolerance": tolerance,
         "limits": {"wall_clock_s": timeout_s, "memory_gb": memory_gb, "network": sandbox.network_isolation()},
         "verifier": {
-            "platform": platform.platform(), "packages": package_versions(), "git_commit": git_commit(),
+            "platform": platform.platform(), "cpu": cpu_description(), "packages": package_versions(), "git_commit": git_commit(),
             "package_sha256": package_sha256, "same_code": package_sha256 == code["package_sha256"],
             "verified_at": datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat(),
         },
