@@ -6,6 +6,7 @@ a results folder (invalid files, stale metrics, duplicate runs) are in :mod:`pap
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from llmrl_bench import registry
 from llmrl_bench.metrics import METRICS
 from llmrl_bench.results import RunResult
 from paper import reproductions
@@ -88,12 +90,25 @@ def env_key(env: str) -> tuple[str, str]:
     return (env.lower(), env)
 
 
-def _chosen_configuration(configurations: dict[str, list[RunResult]]) -> str:
-    """The configuration with the most seeds, then the larger budget, then the key."""
+def env_options_off_default(result: RunResult) -> int:
+    """How many of the run's env options differ from its env schema's defaults (0 for an env not in the registry)."""
+    section = result.config.get("env") or {}
+    try:
+        schema = registry.schema_of(str(section.get("_target_")))
+    except KeyError:
+        return 0
+    defaults = {f.name: f.default for f in dataclasses.fields(schema) if f.default is not dataclasses.MISSING}
+    defaults |= {f.name: f.default_factory() for f in dataclasses.fields(schema) if f.default_factory is not dataclasses.MISSING}
+    return sum(1 for key, value in section.items() if key in defaults and value != defaults[key])
 
-    def preference(key: str) -> tuple[int, int, str]:
+
+def _chosen_configuration(configurations: dict[str, list[RunResult]]) -> str:
+    """The configuration with the most seeds, then the larger budget, then the env's default options (a variant
+    such as ``env.view=full`` does not displace the benchmark's runs), then the key."""
+
+    def preference(key: str) -> tuple[int, int, int, str]:
         runs = configurations[key]
-        return (len(runs), runs[0].config.get("budget", {}).get("env_steps", 0), key)
+        return (len(runs), runs[0].config.get("budget", {}).get("env_steps", 0), -env_options_off_default(runs[0]), key)
 
     return max(configurations, key=preference)
 
@@ -109,8 +124,8 @@ def training_reward(result: RunResult) -> str:
 def select_cells(results: Sequence[RunResult]) -> Selection:
     """One configuration per agent × representation × env: the one with the most seeds.
 
-    Ties go to the larger training budget, then to the configuration key, so the choice
-    never depends on file order. Runs of other configurations (another budget, changed
+    Ties go to the larger training budget, then to the fewer env options off their defaults, then
+    to the configuration key, so the choice never depends on file order. Runs of other configurations (another budget, changed
     hyperparameters) are left out of the figures and named in ``notes``; the reproduction
     tables match their own budgets (:mod:`paper.reproductions`).
     """

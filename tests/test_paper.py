@@ -277,6 +277,21 @@ def test_select_cells_keeps_the_configuration_with_most_seeds():
     assert len(selection.notes) == 1 and "3 run(s) of another configuration (512 env steps" in selection.notes[0]
 
 
+def test_a_variant_with_as_many_seeds_does_not_displace_the_envs_default_options():
+    maze = {"_target_": "llmrl_bench.envs.maze.MazeSuite", "name": "maze", "num_train_layouts": 32, "reward": "default"}
+    default = [record(env="maze", seed=s) for s in range(3)]
+    variant = [record(env="maze", seed=s, value=1.0) for s in range(3)]  # sorts after the default by its key
+    for run in default:
+        run.config["env"] = dict(maze)
+    for run in variant:
+        run.config["env"] = {**maze, "reward": "step_penalty"}
+    assert select.env_options_off_default(variant[0]) == 1 and select.env_options_off_default(default[0]) == 0
+    selection = select.select_cells(variant + default)
+    (cell,) = selection.cells
+    assert cell.runs == tuple(default)
+    assert "3 run(s) of another configuration" in selection.notes[0]
+
+
 def test_comparison_tasks_keep_the_most_algorithm_env_cells():
     runs = [record(agent=a, env=e) for a in ("a", "b") for e in ("x", "y")] + [record(agent="c", env="x")]
     cells = select.select_cells(runs).cells
