@@ -87,6 +87,22 @@ class RunResult:
         return {key: np.array([point[key] for point in self.curve]) for key in ("step", "train_return", "held_out_return")}
 
 
+def options_off_default(section: dict[str, Any]) -> int:
+    """How many options of a config section (``env``, ``agent``, ...) differ from its registered schema's defaults;
+    0 for a section whose ``_target_`` is not registered."""
+    import dataclasses
+
+    from llmrl_bench import registry
+
+    try:
+        schema = registry.schema_of(str(section.get("_target_")))
+    except KeyError:
+        return 0
+    defaults = {f.name: f.default for f in dataclasses.fields(schema) if f.default is not dataclasses.MISSING}
+    defaults |= {f.name: f.default_factory() for f in dataclasses.fields(schema) if f.default_factory is not dataclasses.MISSING}
+    return sum(1 for key, value in section.items() if key in defaults and value != defaults[key])
+
+
 def run_id(config: dict[str, Any]) -> str:
     """A 16-hex-digit hash of the resolved config fields that define the experiment.
 

@@ -6,7 +6,6 @@ a results folder (invalid files, stale metrics, duplicate runs) are in :mod:`pap
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -14,9 +13,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from llmrl_bench import registry
 from llmrl_bench.metrics import METRICS
-from llmrl_bench.results import RunResult
+from llmrl_bench.results import RunResult, options_off_default
 from paper import reproductions
 from paper.settings import MIN_DEFINED_FRACTION
 
@@ -90,25 +88,13 @@ def env_key(env: str) -> tuple[str, str]:
     return (env.lower(), env)
 
 
-def env_options_off_default(result: RunResult) -> int:
-    """How many of the run's env options differ from its env schema's defaults (0 for an env not in the registry)."""
-    section = result.config.get("env") or {}
-    try:
-        schema = registry.schema_of(str(section.get("_target_")))
-    except KeyError:
-        return 0
-    defaults = {f.name: f.default for f in dataclasses.fields(schema) if f.default is not dataclasses.MISSING}
-    defaults |= {f.name: f.default_factory() for f in dataclasses.fields(schema) if f.default_factory is not dataclasses.MISSING}
-    return sum(1 for key, value in section.items() if key in defaults and value != defaults[key])
-
-
 def _chosen_configuration(configurations: dict[str, list[RunResult]]) -> str:
     """The configuration with the most seeds, then the larger budget, then the env's default options (a variant
     such as ``env.view=full`` does not displace the benchmark's runs), then the key."""
 
     def preference(key: str) -> tuple[int, int, int, str]:
         runs = configurations[key]
-        return (len(runs), runs[0].config.get("budget", {}).get("env_steps", 0), -env_options_off_default(runs[0]), key)
+        return (len(runs), runs[0].config.get("budget", {}).get("env_steps", 0), -options_off_default(runs[0].config.get("env") or {}), key)
 
     return max(configurations, key=preference)
 

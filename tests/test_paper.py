@@ -20,7 +20,7 @@ from matplotlib.image import imread
 
 from llmrl_bench import stats
 from llmrl_bench.metrics import HEADLINE_METRICS
-from llmrl_bench.results import RunResult
+from llmrl_bench.results import RunResult, options_off_default
 from paper import build as paper_build
 from paper import figures, formatting, reproductions, select, tables
 from paper.checks import BuildError
@@ -285,7 +285,7 @@ def test_a_variant_with_as_many_seeds_does_not_displace_the_envs_default_options
         run.config["env"] = dict(maze)
     for run in variant:
         run.config["env"] = {**maze, "reward": "step_penalty"}
-    assert select.env_options_off_default(variant[0]) == 1 and select.env_options_off_default(default[0]) == 0
+    assert [options_off_default(run.config["env"]) for run in (variant[0], default[0])] == [1, 0]
     selection = select.select_cells(variant + default)
     (cell,) = selection.cells
     assert cell.runs == tuple(default)
