@@ -110,6 +110,14 @@ def run_id(config: dict[str, Any]) -> str:
     thread is another experiment (the default stays out of the hash: ids made before stay valid).
     So is the training reward: ``reward=direct`` (or none) stays out, any other ``reward`` is hashed.
     """
+    canonical = json.dumps(experiment_identity(config), sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def experiment_identity(config: dict[str, Any]) -> dict[str, Any]:
+    """What :func:`run_id` hashes: the ``EXPERIMENT_KEYS`` sections as the schemas' identity views (late-added
+    options at their neutral value left out), the training reward where it is not the env's own, and the thread
+    count where it is not the default. Two runs with equal identities less ``seed`` differ only in seed."""
     from llmrl_bench import registry  # the schemas say which late-added options are identity-neutral
 
     identity = {key: config[key] for key in EXPERIMENT_KEYS}
@@ -121,8 +129,7 @@ def run_id(config: dict[str, Any]) -> str:
         identity["reward"] = reward
     if config.get("torch_threads", DEFAULT_TORCH_THREADS) != DEFAULT_TORCH_THREADS:
         identity["torch_threads"] = config["torch_threads"]
-    canonical = json.dumps(identity, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+    return identity
 
 
 def curve_repeats(reference: list[dict[str, Any]], fresh: list[dict[str, Any]]) -> bool:

@@ -28,25 +28,18 @@ import numpy as np
 import yaml
 
 from llmrl_bench import stats
-from llmrl_bench.results import DIRECT_REWARD, RunResult
+from llmrl_bench.results import RunResult, experiment_identity
 
 PUBLISHED_PATH = Path(__file__).with_name("published.yaml")
 
 #: The representation our reproductions use: RL Zoo trains on the envs' vector observations.
 REPRESENTATION = "vector"
 
-#: The config sections that, with the seed, make a run's identity (``results.EXPERIMENT_KEYS``).
-CONFIGURATION_SECTIONS = ("agent", "env", "repr", "budget")
-
-
 def configuration_key(result: RunResult) -> str:
-    """The run's experiment identity without its seed: runs with equal keys differ only in seed
-    (the sections of ``results.EXPERIMENT_KEYS``, and the training reward where it is not the env's own)."""
-    sections = {key: result.config.get(key) for key in CONFIGURATION_SECTIONS}
-    reward = result.config.get("reward")
-    if isinstance(reward, dict) and reward.get("name", DIRECT_REWARD) != DIRECT_REWARD:
-        sections["reward"] = reward
-    return json.dumps(sections, sort_keys=True, default=str)
+    """The run's experiment identity without its seed (``results.experiment_identity``, as its run_id sees it):
+    runs with equal keys differ only in seed, whichever identity-neutral options their configs spell out."""
+    identity = {key: value for key, value in experiment_identity(result.config).items() if key != "seed"}
+    return json.dumps(identity, sort_keys=True, default=str)
 
 
 @dataclass(frozen=True)

@@ -292,6 +292,20 @@ def test_a_variant_with_as_many_seeds_does_not_displace_the_envs_default_options
     assert "3 run(s) of another configuration" in selection.notes[0]
 
 
+def test_runs_that_differ_only_in_an_identity_neutral_option_are_one_configuration():
+    maze = {"_target_": "llmrl_bench.envs.maze.MazeSuite", "name": "maze", "num_train_layouts": 32}
+    older, newer = record(env="maze", seed=0), record(env="maze", seed=1)
+    older.config["env"] = dict(maze)  # recorded before env.view existed
+    newer.config["env"] = {**maze, "view": "egocentric"}  # the option at its neutral value: the same run_id
+    assert reproductions.configuration_key(older) == reproductions.configuration_key(newer)
+    newer.config["env"]["view"] = "full"
+    assert reproductions.configuration_key(older) != reproductions.configuration_key(newer)
+    newer.config["env"]["view"] = "egocentric"
+    selection = select.select_cells([older, newer])
+    (cell,) = selection.cells
+    assert cell.seeds == [0, 1] and selection.notes == []
+
+
 def test_comparison_tasks_keep_the_most_algorithm_env_cells():
     runs = [record(agent=a, env=e) for a in ("a", "b") for e in ("x", "y")] + [record(agent="c", env="x")]
     cells = select.select_cells(runs).cells
