@@ -247,7 +247,7 @@ def rewards_table(runs: Sequence[RunResult], n_resamples: int) -> Table:
                f"Returns are the env's own reward at the last evaluation, IQM over seeds [{CI}]. Agreement of the learned "
                "reward over the last 20% of training steps: Pearson correlation per step with the env's reward, and the "
                "AUC of the learned reward as a detector of steps that cut the exact shortest-path distance to the goal "
-               "(0.5 is chance).")
+               "(0.5 is chance). The constant reward is a control: the same value on every step (docs/rewards.md).")
     return Table("rewards", caption, header, tuple(rows), "llll" + "r" * 6)
 
 

@@ -16,6 +16,7 @@ from llmrl_bench.errors import ConfigError
 from llmrl_bench.representations.vector import MiniGridVector, VectorRepresentation
 from llmrl_bench.rewards import build_reward
 from llmrl_bench.rewards.base import IndirectRewardVecEnv, pearson, progress_auc
+from llmrl_bench.rewards.constant import ConstantConfig, ConstantReward
 from llmrl_bench.rewards.learned_irl import Discriminator, LearnedIRLConfig, LearnedIRLReward, expert_transitions
 from llmrl_bench.rewards.llm_judge import LLMJudgeConfig, LLMJudgeReward
 from llmrl_bench.run_envs import RunEnvs
@@ -165,6 +166,18 @@ def test_add_mode_adds_coef_times_the_learned_reward_to_the_env_reward():
     np.testing.assert_allclose(added, direct_rewards + 0.5 * replaced, atol=1e-6)
 
 
+def test_constant_reward_pays_its_value_on_every_training_step_and_agrees_with_nothing():
+    _, direct_rewards, valid = rollout(RunEnvs(SMALL, VectorRepresentation()), 80)
+    envs = RunEnvs(SMALL, VectorRepresentation(), ConstantReward(ConstantConfig(value=-0.29, coef=2.0), SMALL, 0))
+    _, rewards, _ = rollout(envs, 80)
+    assert direct_rewards.any() and not valid.all(), "the rollout should reach a goal at least once"
+    np.testing.assert_allclose(rewards[valid], -0.58)  # coef * value, the env's goal reward replaced
+    assert np.all(rewards[~valid] == 0)
+    provenance = envs.reward_envs[-1].provenance()
+    assert provenance["reward"] == "constant" and provenance["reward_learned_mean"] == pytest.approx(-0.29)
+    assert provenance["reward_pearson_env"] is None and provenance["reward_progress_auc"] == 0.5
+
+
 # -- run identity and validation --------------------------------------------------------------------
 
 def test_run_id_is_unchanged_by_reward_direct_and_changed_by_an_indirect_reward(make_config):
@@ -186,6 +199,8 @@ def test_run_id_is_unchanged_by_reward_direct_and_changed_by_an_indirect_reward(
     (("reward=llm_judge", "env=cartpole"), "reward=llm_judge needs MiniGrid text observations"),
     (("reward=learned_irl", "reward.update_every=0"), "reward.update_every=0 must be a positive integer"),
     (("reward=learned_irl", "reward.coef=nan"), "reward.coef=nan must be a finite number"),
+    (("reward=constant", "reward.value=inf"), "reward.value=inf must be a finite number"),
+    (("reward=constant", "agent=dqn"), "reward=constant supports agent=ppo, llm_pg; got agent=dqn"),
 ])
 def test_bad_reward_combinations_fail_in_one_line(make_config, overrides, message):
     with pytest.raises(ConfigError, match=None) as error:

@@ -1,7 +1,7 @@
 """The reward of the training envs (``reward=`` in the config): the env's own, or one computed from states and actions.
 
 ``reward=direct`` (default) is the env's reward, and changes nothing: not the envs, not the run_id.
-An indirect reward (``learned_irl``, ``llm_judge``) is a :class:`TrainingReward` that
+An indirect reward (``learned_irl``, ``llm_judge``, the ``constant`` control) is a :class:`TrainingReward` that
 :class:`IndirectRewardVecEnv` applies to the raw training vector env, below the run's
 representation; it replaces the env's reward (``mode=replace``) or is added to it
 (``mode=add``), times ``coef``. Evaluation envs keep the env's reward, so every curve and
